@@ -1,0 +1,6 @@
+from django.conf import settings
+from django.http import HttpRequest
+
+
+def webchat(request: HttpRequest) -> dict:
+    return {"demo_mode": settings.WEBCHAT_DEMO_MODE}

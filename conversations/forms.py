@@ -1,0 +1,19 @@
+from django import forms
+from django.contrib.auth.forms import UserCreationForm
+
+
+class FirstAdminForm(UserCreationForm):
+    """The first account of a fresh install: an administrator."""
+
+    email = forms.EmailField(required=False, help_text="Optional; used for password resets.")
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")
+
+    def save(self, commit: bool = True):
+        user = super().save(commit=False)
+        user.is_staff = True
+        user.is_superuser = True
+        if commit:
+            user.save()
+        return user

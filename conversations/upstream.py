@@ -1,0 +1,396 @@
+"""Async client for the upstream OpenAI-compatible chat-completions API.
+
+It knows nothing about Django models; only ``get_client()`` reads Django settings.
+"""
+
+import asyncio
+import json
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Literal, Self
+from weakref import WeakKeyDictionary
+
+import httpx
+from httpx_sse import EventSource
+
+MAX_ERROR_MESSAGE_CHARS = 300
+REDACTED = "[redacted]"
+
+ErrorKind = Literal["http", "stream", "timeout", "connection"]
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    messages: list[dict]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+
+    def body(self, *, stream: bool) -> dict:
+        """The JSON request body; options left as None are not sent."""
+        body: dict = {"model": self.model, "messages": self.messages, "stream": stream}
+        for name in ("max_tokens", "temperature", "top_p", "top_k"):
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = value
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    text_tokens: int = 0
+    image_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @classmethod
+    def from_api(cls, data: dict | None) -> "Usage":
+        """Read an API ``usage`` object, treating missing or null fields as zero."""
+        if not isinstance(data, dict):
+            return cls()
+        prompt = data.get("prompt_tokens_details")
+        prompt = prompt if isinstance(prompt, dict) else {}
+        completion = data.get("completion_tokens_details")
+        completion = completion if isinstance(completion, dict) else {}
+        prompt_tokens = _count(data.get("prompt_tokens"))
+        completion_tokens = _count(data.get("completion_tokens"))
+        return cls(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=_count(data.get("total_tokens")) or prompt_tokens + completion_tokens,
+            cached_tokens=_count(prompt.get("cached_tokens")),
+            text_tokens=_count(prompt.get("text_tokens")),
+            image_tokens=_count(prompt.get("image_tokens")),
+            reasoning_tokens=_count(completion.get("reasoning_tokens")),
+        )
+
+
+def _count(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+@dataclass(frozen=True, slots=True)
+class ContentDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    usage: Usage
+
+
+StreamEvent = ContentDelta | ReasoningDelta | Finished | UsageReport
+
+
+@dataclass(frozen=True)
+class Completion:
+    content: str
+    reasoning: str
+    finish_reason: str | None
+    usage: Usage
+    model: str
+
+
+class UpstreamError(Exception):
+    """A failed upstream call; ``str(error)`` is ``message``, fit to show a person.
+
+    ``kind`` says what failed:
+    - "http": the upstream answered with an error status (``status_code`` is set);
+    - "stream": the reply broke the protocol (an error event, malformed JSON, a
+      stream that ended without ``[DONE]``, or a body that is not what was asked for);
+    - "timeout": connecting or waiting for data took too long;
+    - "connection": the upstream could not be reached, or dropped the connection.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: ErrorKind,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+def error_message_from_body(body: str) -> str | None:
+    """A readable message from an error response body, or None if it has none.
+
+    Understands ``{"error": {"message": ...}}`` (EvoLink and OpenAI), the same wrapped
+    in a list, ``{"error": "..."}``, ``{"message": ...}``, ``{"detail": ...}`` and plain
+    text. HTML pages give None: they are noise to a person reading a chat.
+    """
+    text = body.strip()
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None if text.startswith("<") else _shorten(text)
+    return error_message_from_payload(data)
+
+
+def error_message_from_payload(data: object) -> str | None:
+    """The message of a parsed error object (see ``error_message_from_body``)."""
+    if isinstance(data, list):
+        data = data[0] if data else None
+    if isinstance(data, str):
+        return _shorten(data) if data.strip() else None
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    if isinstance(error, str | list):
+        return error_message_from_payload(error)
+    source = error if isinstance(error, dict) else data
+    for key in ("message", "detail"):
+        value = source.get(key)
+        if isinstance(value, str) and value.strip():
+            return _shorten(value)
+    return None
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) <= MAX_ERROR_MESSAGE_CHARS:
+        return text
+    return text[: MAX_ERROR_MESSAGE_CHARS - 1] + "…"
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+class UpstreamClient:
+    """One pooled HTTP client for the chat-completions API; share it, close it once."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        connect_timeout: float,
+        read_timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._chat_url = base_url.rstrip("/") + "/chat/completions"
+        self._api_key = api_key
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(
+                connect=connect_timeout,
+                read=read_timeout,
+                write=connect_timeout,
+                pool=connect_timeout,
+            ),
+            limits=httpx.Limits(
+                max_connections=1000, max_keepalive_connections=100, keepalive_expiry=30.0
+            ),
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """Stream a reply as events; the last UsageReport holds the final usage.
+
+        Raises UpstreamError, also after some events were yielded. A stream that ends
+        without ``[DONE]`` raises even after a Finished event. Close the generator
+        (``contextlib.aclosing``) to stop early: that closes the upstream connection.
+        """
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+        body = request.body(stream=True)
+        try:
+            async with self._http.stream(
+                "POST", self._chat_url, json=body, headers=headers
+            ) as response:
+                await self._raise_for_status(response)
+                if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                    await response.aread()
+                    message = error_message_from_body(response.text)
+                    raise self._error(
+                        message or "The upstream did not answer with an event stream.",
+                        kind="stream",
+                    )
+                async for sse in EventSource(response).aiter_sse():
+                    data = sse.data
+                    if not data:
+                        continue
+                    if data == "[DONE]":
+                        return
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError:
+                        chunk = None
+                    if not isinstance(chunk, dict):
+                        raise self._error("The upstream sent a malformed chunk.", kind="stream")
+                    error = chunk.get("error")
+                    if error:
+                        message = error_message_from_payload(chunk)
+                        raise self._error(
+                            message or "The upstream reported an error.", kind="stream"
+                        )
+                    choices = chunk.get("choices")
+                    if choices:
+                        choice = choices[0]
+                        delta = choice.get("delta")
+                        if delta:
+                            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                            if reasoning and isinstance(reasoning, str):
+                                yield ReasoningDelta(reasoning)
+                            content = delta.get("content")
+                            if content and isinstance(content, str):
+                                yield ContentDelta(content)
+                        finish_reason = choice.get("finish_reason")
+                        if finish_reason:
+                            yield Finished(finish_reason)
+                    usage = chunk.get("usage")
+                    if usage:
+                        yield UsageReport(Usage.from_api(usage))
+            raise self._error("The upstream stream ended before it was complete.", kind="stream")
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+
+    async def complete_chat(self, request: ChatRequest) -> Completion:
+        """Ask for a whole reply in one response."""
+        try:
+            response = await self._http.post(self._chat_url, json=request.body(stream=False))
+            await self._raise_for_status(response)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            message = choice.get("message") or {}
+        except (ValueError, LookupError, TypeError, AttributeError):
+            message = error_message_from_body(response.text) if response.text else None
+            raise self._error(
+                message or "The upstream sent a malformed reply.", kind="stream"
+            ) from None
+        return Completion(
+            content=_text_of(message.get("content")),
+            reasoning=_text_of(message.get("reasoning_content") or message.get("reasoning")),
+            finish_reason=choice.get("finish_reason"),
+            usage=Usage.from_api(data.get("usage")),
+            model=data.get("model") or request.model,
+        )
+
+    async def _raise_for_status(self, response: httpx.Response) -> None:
+        if response.is_success:
+            return
+        await response.aread()
+        status = response.status_code
+        raise self._error(
+            error_message_from_body(response.text) or f"HTTP {status} from the upstream",
+            kind="http",
+            status_code=status,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
+
+    def _transport_error(self, exc: httpx.HTTPError) -> UpstreamError:
+        detail = str(exc) or type(exc).__name__
+        if isinstance(exc, httpx.TimeoutException):
+            return self._error(f"The upstream timed out ({detail}).", kind="timeout")
+        return self._error(f"Lost the connection to the upstream ({detail}).", kind="connection")
+
+    def _error(self, message: str, **details: object) -> UpstreamError:
+        # Error bodies and transport messages may echo the key back; never pass it on.
+        if self._api_key:
+            message = message.replace(self._api_key, REDACTED)
+        return UpstreamError(message, **details)  # type: ignore[arg-type]
+
+
+def _text_of(content: object) -> str:
+    """Text of a message ``content``: a string, a list of parts, or None."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part.get("text") or "" for part in content if isinstance(part, dict)
+        )
+    return ""
+
+
+_clients: WeakKeyDictionary[asyncio.AbstractEventLoop, UpstreamClient] = WeakKeyDictionary()
+
+
+def get_client() -> UpstreamClient:
+    """The shared client of the running event loop, built from Django settings."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = _clients[loop] = _client_from_settings()
+    return client
+
+
+def reset_clients() -> None:
+    """Forget the cached clients, e.g. after a test changed the settings."""
+    _clients.clear()
+
+
+def _client_from_settings() -> UpstreamClient:
+    from django.conf import settings
+
+    if settings.WEBCHAT_DEMO_MODE:
+        from conversations.demo import DemoTransport
+
+        return UpstreamClient(
+            base_url="http://demo.invalid/v1",
+            api_key="",
+            connect_timeout=settings.WEBCHAT_CONNECT_TIMEOUT,
+            read_timeout=settings.WEBCHAT_READ_TIMEOUT,
+            transport=DemoTransport(),
+        )
+    return UpstreamClient(
+        base_url=settings.WEBCHAT_API_BASE,
+        api_key=settings.WEBCHAT_API_KEY,
+        connect_timeout=settings.WEBCHAT_CONNECT_TIMEOUT,
+        read_timeout=settings.WEBCHAT_READ_TIMEOUT,
+    )

@@ -1,0 +1,44 @@
+import pytest
+from django.test import AsyncClient, Client
+
+from tests.factories import ConversationFactory, UserFactory
+
+pytest_plugins = ["tests.upstream_fixtures"]
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def owner(db):
+    return UserFactory(username="owner")
+
+
+@pytest.fixture
+def outsider(db):
+    return UserFactory(username="outsider")
+
+
+@pytest.fixture
+def conversation(owner):
+    return ConversationFactory(owner=owner, title="Owner's chat")
+
+
+@pytest.fixture
+def owner_client(owner) -> Client:
+    client = Client()
+    client.force_login(owner)
+    return client
+
+
+@pytest.fixture
+def outsider_client(outsider) -> Client:
+    client = Client()
+    client.force_login(outsider)
+    return client
+
+
+@pytest.fixture
+def async_owner_client(owner) -> AsyncClient:
+    client = AsyncClient()
+    client.force_login(owner)
+    return client

@@ -1,0 +1,126 @@
+"""End-to-end: a real browser against a real server and the fake upstream."""
+
+import shutil
+
+import pytest
+
+from tests.live_server import LiveServer
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+PASSWORD = "correct horse battery"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chromium is not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory, fake_upstream_server):
+    server = LiveServer(
+        tmp_path_factory.mktemp("live"),
+        env={
+            "WEBCHAT_API_BASE": fake_upstream_server.base_url,
+            "WEBCHAT_API_KEY": "test-key-not-secret",
+            "WEBCHAT_MODELS": "fake-model",
+        },
+    )
+    server.start()
+    server.create_user("alice", PASSWORD)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{live_server.url}/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    yield page
+    context.close()
+    assert errors == []
+
+
+def _reply_text(page) -> str:
+    return page.locator("article.message-assistant .markdown").last.inner_text()
+
+
+def test_a_user_sends_a_message_and_watches_the_reply_grow(page, fake_upstream_server):
+    fake_upstream_server.reset(token_count=40, token_interval=0.05, first_token_delay=0.1)
+    page.fill("#composer-text", "Hello, model")
+    page.press("#composer-text", "Enter")
+
+    page.wait_for_selector("article.message-user >> text=Hello, model")
+    streaming = page.locator("article.message-assistant.is-active")
+    streaming.wait_for()
+    page.wait_for_function(
+        "() => document.querySelector('article.message-assistant .markdown').innerText.length > 0"
+    )
+    early = _reply_text(page)
+    assert page.locator("article.message-assistant.is-active").count() == 1
+    page.wait_for_function(
+        "(n) => document.querySelector('article.message-assistant .markdown').innerText.length > n",
+        arg=len(early),
+    )
+
+    page.wait_for_selector("article.message-assistant[data-status=complete]", timeout=15_000)
+    final = _reply_text(page).strip()
+    assert final.startswith(early.strip())
+    assert final.endswith("word39")
+    assert page.input_value("#composer-text") == ""
+
+    page.reload()
+    assert _reply_text(page).strip() == final
+
+
+def test_a_reload_mid_reply_shows_the_text_so_far_then_follows_it_live(
+    page, fake_upstream_server
+):
+    fake_upstream_server.reset(token_count=60, token_interval=0.05)
+    page.fill("#composer-text", "Tell me something long")
+    page.press("#composer-text", "Enter")
+    page.wait_for_url("**/c/*/")
+    page.wait_for_function(
+        "() => (document.querySelector('article.message-assistant .markdown')?.innerText || '')"
+        ".includes('word10')"
+    )
+    page.reload()
+    assert "word" in _reply_text(page)
+    page.wait_for_selector("article.message-assistant[data-status=complete]", timeout=15_000)
+    words = _reply_text(page).split()
+    assert words == [f"word{i}" for i in range(60)]
+
+
+def test_a_refused_message_stays_in_the_composer(page, live_server):
+    page.fill("#composer-text", "   ")
+    page.click("button.button-send")
+    assert page.url == f"{live_server.url}/"
+    page.fill("#composer-text", "x" * 32_001)
+    page.click("button.button-send")
+    page.wait_for_selector("#composer-error >> text=the limit is 32,000")
+    assert len(page.input_value("#composer-text")) == 32_001

@@ -1,0 +1,161 @@
+"""From a POST to a stored reply, through the real httpx client and the fake upstream."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.urls import reverse
+
+from conversations.generation import running_generation
+from conversations.models import Conversation, Message
+from tests.factories import MessageFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HTMX = {"HX-Request": "true"}
+
+
+async def _send(client, conversation, text):
+    url = reverse("conversations:message-create", args=[conversation.pk])
+    return await client.post(url, {"text": text}, headers=HTMX)
+
+
+async def _finished_reply(conversation) -> Message:
+    reply = await Message.objects.filter(conversation=conversation, role="assistant").alast()
+    task = running_generation(reply.pk)
+    if task is not None:
+        await task
+    await reply.arefresh_from_db()
+    return reply
+
+
+async def test_a_sent_message_is_answered_and_stored_with_usage(
+    async_owner_client, conversation, fake_upstream
+):
+    fake_upstream.reset(reply="Hello from the **fake** upstream.", token_count=4)
+    response = await _send(async_owner_client, conversation, "Hi there")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Hi there" in page
+    assert 'data-status="pending"' in page
+
+    reply = await _finished_reply(conversation)
+    assert reply.status == Message.Status.COMPLETE
+    assert reply.content == "Hello from the **fake** upstream."
+    assert reply.finish_reason == "stop"
+    assert reply.completion_tokens == 4
+    assert reply.total_tokens == reply.prompt_tokens + reply.completion_tokens
+    assert reply.time_to_first_token_ms is not None
+    assert reply.completed_at is not None
+
+
+async def test_the_whole_history_is_forwarded_on_each_turn(
+    async_owner_client, conversation, fake_upstream
+):
+    await sync_to_async(MessageFactory)(conversation=conversation, role="user", content="one")
+    await sync_to_async(MessageFactory)(conversation=conversation, role="assistant", content="two")
+    await _send(async_owner_client, conversation, "three")
+    await _finished_reply(conversation)
+
+    body = fake_upstream.requests[-1].body
+    assert body["model"] == conversation.model
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    assert body["messages"] == [
+        {"role": "user", "content": "one"},
+        {"role": "assistant", "content": "two"},
+        {"role": "user", "content": "three"},
+    ]
+    assert "temperature" not in body
+
+
+async def test_reasoning_is_kept_apart_from_the_reply(
+    async_owner_client, conversation, fake_upstream
+):
+    fake_upstream.reset(reasoning="Let me think.", reply="The answer.")
+    await _send(async_owner_client, conversation, "Why?")
+    reply = await _finished_reply(conversation)
+    assert reply.reasoning == "Let me think."
+    assert reply.content == "The answer."
+
+
+async def test_a_failed_upstream_call_is_stored_as_an_error(
+    async_owner_client, conversation, fake_upstream
+):
+    fake_upstream.reset(failure="http_500")
+    await _send(async_owner_client, conversation, "Hello")
+    reply = await _finished_reply(conversation)
+    assert reply.status == Message.Status.ERROR
+    assert reply.error
+    user_message = await Message.objects.filter(conversation=conversation, role="user").aget()
+    assert user_message.content == "Hello"
+
+
+async def test_text_that_arrived_before_a_dropped_stream_is_kept(
+    async_owner_client, conversation, fake_upstream
+):
+    fake_upstream.reset(token_count=10, failure="drop_mid_stream")
+    await _send(async_owner_client, conversation, "Hello")
+    reply = await _finished_reply(conversation)
+    assert reply.status == Message.Status.ERROR
+    assert reply.content.startswith("word0 ")
+
+
+async def test_progress_is_saved_while_the_reply_streams(
+    async_owner_client, conversation, fake_upstream, settings
+):
+    settings.WEBCHAT_SAVE_INTERVAL = 0.05
+    fake_upstream.reset(token_count=40, token_interval=0.01)
+    await _send(async_owner_client, conversation, "Tell me a story")
+    reply = await Message.objects.filter(conversation=conversation, role="assistant").alast()
+    saved_partial = ""
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        await reply.arefresh_from_db()
+        if reply.status == Message.Status.STREAMING and reply.content:
+            saved_partial = reply.content
+            break
+    assert saved_partial.startswith("word0")
+    reply = await _finished_reply(conversation)
+    assert reply.content.startswith(saved_partial)
+    assert reply.status == Message.Status.COMPLETE
+
+
+async def test_a_new_conversation_starts_from_the_first_message(async_owner_client, fake_upstream):
+    response = await async_owner_client.post(
+        reverse("conversations:create"), {"text": "Plan a trip to Seoul"}, headers=HTMX
+    )
+    conversation = await Conversation.objects.aget()
+    assert response["HX-Redirect"] == conversation.get_absolute_url()
+    assert conversation.title == "Plan a trip to Seoul"
+    reply = await _finished_reply(conversation)
+    assert reply.status == Message.Status.COMPLETE
+
+
+async def test_frames_are_published_to_the_conversation_group(
+    async_owner_client, conversation, fake_upstream
+):
+    fake_upstream.reset(token_count=6)
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(f"conversation_{conversation.pk}", channel)
+
+    await _send(async_owner_client, conversation, "Hello")
+    reply = await _finished_reply(conversation)
+
+    frames = []
+    while True:
+        try:
+            frames.append(await asyncio.wait_for(layer.receive(channel), timeout=1))
+        except TimeoutError:
+            break
+        if 'data-status="complete"' in frames[-1]["html"]:
+            break
+    assert all(frame["type"] == "chat.frame" for frame in frames)
+    assert 'hx-swap-oob="beforeend"' in frames[0]["html"]
+    assert 'data-start="0"' in frames[0]["html"]
+    final = frames[-1]["html"]
+    assert f'id="{reply.dom_id}"' in final
+    assert 'hx-swap-oob="outerHTML"' in final
+    assert 'data-status="complete"' in final

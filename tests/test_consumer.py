@@ -1,0 +1,126 @@
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.test import Client
+from django.urls import reverse
+
+from conversations.generation import control_group_name, running_generation
+from conversations.models import Message
+from conversations.routing import websocket_urlpatterns
+from tests.factories import MessageFactory
+from webchat.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _communicator(conversation_id: int, user) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(
+        URLRouter(websocket_urlpatterns), f"/ws/conversations/{conversation_id}/"
+    )
+    communicator.scope["user"] = user
+    return communicator
+
+
+async def test_it_refuses_a_socket_without_a_session(conversation):
+    communicator = _communicator(conversation.pk, AnonymousUser())
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_it_refuses_other_users_socket(conversation, outsider):
+    communicator = _communicator(conversation.pk, outsider)
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_it_refuses_a_socket_for_a_missing_conversation(owner):
+    communicator = _communicator(999_999, owner)
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_it_relays_frames_published_to_the_conversation(conversation, owner):
+    communicator = _communicator(conversation.pk, owner)
+    connected, _ = await communicator.connect()
+    assert connected
+    await get_channel_layer().group_send(
+        f"conversation_{conversation.pk}", {"type": "chat.frame", "html": "<span id=x>hi</span>"}
+    )
+    assert await communicator.receive_from() == "<span id=x>hi</span>"
+    await communicator.disconnect()
+
+
+async def test_it_sends_the_latest_reply_on_connect_and_asks_for_a_fresh_render(
+    conversation, owner
+):
+    reply = await sync_to_async(MessageFactory)(
+        conversation=conversation, role="assistant", status="streaming", content="Partial *text*"
+    )
+    layer = get_channel_layer()
+    control = await layer.new_channel()
+    await layer.group_add(control_group_name(conversation.pk), control)
+
+    communicator = _communicator(conversation.pk, owner)
+    await communicator.connect()
+    frame = await communicator.receive_from()
+    assert f'id="{reply.dom_id}"' in frame
+    assert 'data-status="streaming"' in frame
+    assert "<em>text</em>" in frame
+    assert (await asyncio.wait_for(layer.receive(control), 1))["type"] == "generation.sync"
+    await communicator.disconnect()
+
+
+async def test_it_checks_the_session_cookie_through_the_real_stack(conversation, owner):
+    client = Client()
+    await sync_to_async(client.force_login)(owner)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    path = f"/ws/conversations/{conversation.pk}/"
+    headers = [(b"cookie", cookie.encode()), (b"origin", b"http://127.0.0.1")]
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.disconnect()
+
+    stranger = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://127.0.0.1")])
+    connected, _ = await stranger.connect()
+    assert not connected
+
+
+async def test_it_refuses_a_foreign_origin(conversation, owner):
+    communicator = WebsocketCommunicator(
+        application,
+        f"/ws/conversations/{conversation.pk}/",
+        headers=[(b"origin", b"https://evil.example")],
+    )
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_a_streamed_reply_reaches_the_socket_as_deltas_then_a_final_render(
+    async_owner_client, conversation, owner, fake_upstream
+):
+    fake_upstream.reset(reply="Streaming *works* fine", token_count=3, token_interval=0.01)
+    communicator = _communicator(conversation.pk, owner)
+    await communicator.connect()
+
+    url = reverse("conversations:message-create", args=[conversation.pk])
+    await async_owner_client.post(url, {"text": "hi"}, headers={"HX-Request": "true"})
+    reply = await Message.objects.filter(conversation=conversation, role="assistant").alast()
+
+    received = []
+    while not received or 'data-status="complete"' not in received[-1]:
+        received.append(await communicator.receive_from(timeout=5))
+    task = running_generation(reply.pk)
+    if task is not None:
+        await task
+
+    deltas = [frame for frame in received if 'hx-swap-oob="beforeend"' in frame]
+    assert deltas
+    assert "<em>works</em>" in received[-1]
+    await communicator.disconnect()
