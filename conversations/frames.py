@@ -25,7 +25,8 @@ def delta_frame(
     if content:
         parts.append(
             format_html(
-                '<span id="{}-tail" hx-swap-oob="beforeend" data-start="{}" data-end="{}">{}</span>',
+                '<span id="{}-tail" hx-swap-oob="beforeend" data-start="{}" '
+                'data-end="{}">{}</span>',
                 reply.dom_id,
                 content_start,
                 content_start + len(content),

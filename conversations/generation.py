@@ -10,6 +10,7 @@ token. Frames carry text offsets so a page can tell which text it already has.
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 
@@ -43,7 +44,11 @@ _running: dict[int, asyncio.Task] = {}
 
 def start_generation(reply: Message) -> asyncio.Task:
     """Start generating ``reply`` in the background and return at once."""
-    task = asyncio.get_running_loop().create_task(ReplyGeneration(reply).run())
+    # A fresh context: the request's context holds a per-request thread executor
+    # that shuts down when the response is sent, long before the reply is done.
+    task = asyncio.get_running_loop().create_task(
+        ReplyGeneration(reply).run(), context=contextvars.Context()
+    )
     _running[reply.pk] = task
     task.add_done_callback(lambda _task: _running.pop(reply.pk, None))
     return task

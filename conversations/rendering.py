@@ -27,8 +27,8 @@ from pygments.lexers import get_lexer_by_name
 from pygments.token import STANDARD_TYPES
 from pygments.util import ClassNotFound
 
-URL_SCHEMES = frozenset({"http", "https", "mailto"})
-_ALLOWED_URL = re.compile(r"^(?:https?|mailto):", re.IGNORECASE)
+_URL_SCHEMES = ("http", "https", "mailto")
+_ALLOWED_URL = re.compile(f"^(?:{'|'.join(_URL_SCHEMES)}):", re.IGNORECASE)
 # nh3 (Rust) cannot encode lone surrogates, which a JSON stream can still deliver.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _ALIGNMENT_CLASSES = {"align-left", "align-center", "align-right"}
@@ -109,7 +109,9 @@ def _alignment_to_class(state: StateCore) -> None:
             token.attrSet("class", f"align-{alignment}")
 
 
-_MARKDOWN = _ChatMarkdown("commonmark", {"html": False}).enable(["table", "strikethrough"])
+_MARKDOWN = _ChatMarkdown("commonmark", {"html": False, "breaks": True}).enable(
+    ["table", "strikethrough"]
+)
 _MARKDOWN.core.ruler.push("alignment_to_class", _alignment_to_class)
 _MARKDOWN.core.ruler.push("mark_images_inside_links", _mark_images_inside_links)
 _MARKDOWN.add_render_rule("fence", _render_fence)
@@ -130,7 +132,7 @@ _SANITIZER = nh3.Cleaner(
         "th": _ALIGNMENT_CLASSES,
         "td": _ALIGNMENT_CLASSES,
     },
-    url_schemes=set(URL_SCHEMES),
+    url_schemes=set(_URL_SCHEMES),
     url_relative="deny",
     link_rel="noopener noreferrer",
     set_tag_attribute_values={"a": {"target": "_blank"}},

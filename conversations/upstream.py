@@ -4,6 +4,7 @@ It knows nothing about Django models; only ``get_client()`` reads Django setting
 """
 
 import asyncio
+import contextlib
 import json
 import math
 from collections.abc import AsyncIterator
@@ -14,10 +15,11 @@ from typing import Literal, Self
 from weakref import WeakKeyDictionary
 
 import httpx
-from httpx_sse import EventSource
+from httpx_sse import EventSource, ServerSentEvent
 
 MAX_ERROR_MESSAGE_CHARS = 300
 REDACTED = "[redacted]"
+DRAIN_SECONDS = 0.5
 
 ErrorKind = Literal["http", "stream", "timeout", "connection"]
 
@@ -252,51 +254,39 @@ class UpstreamClient:
                 "POST", self._chat_url, json=body, headers=headers
             ) as response:
                 await self._raise_for_status(response)
-                if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                content_type = response.headers.get("content-type", "").lower()
+                if not content_type.startswith("text/event-stream"):
                     await response.aread()
                     message = error_message_from_body(response.text)
                     raise self._error(
                         message or "The upstream did not answer with an event stream.",
                         kind="stream",
                     )
-                async for sse in EventSource(response).aiter_sse():
+                sse_events = EventSource(response).aiter_sse()
+                async for sse in sse_events:
                     data = sse.data
                     if not data:
                         continue
                     if data == "[DONE]":
+                        await _drain(sse_events)
                         return
                     try:
                         chunk = json.loads(data)
-                    except ValueError:
-                        chunk = None
-                    if not isinstance(chunk, dict):
-                        raise self._error("The upstream sent a malformed chunk.", kind="stream")
-                    error = chunk.get("error")
-                    if error:
-                        message = error_message_from_payload(chunk)
+                        if chunk.get("error"):
+                            message = error_message_from_payload(chunk)
+                            raise self._error(
+                                message or "The upstream reported an error.", kind="stream"
+                            )
+                        events = _chunk_events(chunk)
+                    except (ValueError, LookupError, TypeError, AttributeError):
                         raise self._error(
-                            message or "The upstream reported an error.", kind="stream"
-                        )
-                    choices = chunk.get("choices")
-                    if choices:
-                        choice = choices[0]
-                        delta = choice.get("delta")
-                        if delta:
-                            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-                            if reasoning and isinstance(reasoning, str):
-                                yield ReasoningDelta(reasoning)
-                            content = delta.get("content")
-                            if content and isinstance(content, str):
-                                yield ContentDelta(content)
-                        finish_reason = choice.get("finish_reason")
-                        if finish_reason:
-                            yield Finished(finish_reason)
-                    usage = chunk.get("usage")
-                    if usage:
-                        yield UsageReport(Usage.from_api(usage))
+                            "The upstream sent a malformed chunk.", kind="stream"
+                        ) from None
+                    for event in events:
+                        yield event
             raise self._error("The upstream stream ended before it was complete.", kind="stream")
         except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from None
+            raise self._transport_error(exc) from exc
 
     async def complete_chat(self, request: ChatRequest) -> Completion:
         """Ask for a whole reply in one response."""
@@ -304,23 +294,23 @@ class UpstreamClient:
             response = await self._http.post(self._chat_url, json=request.body(stream=False))
             await self._raise_for_status(response)
         except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from None
+            raise self._transport_error(exc) from exc
         try:
             data = response.json()
             choice = data["choices"][0]
             message = choice.get("message") or {}
+            return Completion(
+                content=_text_of(message.get("content")),
+                reasoning=_text_of(message.get("reasoning_content") or message.get("reasoning")),
+                finish_reason=choice.get("finish_reason"),
+                usage=Usage.from_api(data.get("usage")),
+                model=data.get("model") or request.model,
+            )
         except (ValueError, LookupError, TypeError, AttributeError):
-            message = error_message_from_body(response.text) if response.text else None
+            error = error_message_from_body(response.text)
             raise self._error(
-                message or "The upstream sent a malformed reply.", kind="stream"
+                error or "The upstream sent a malformed reply.", kind="stream"
             ) from None
-        return Completion(
-            content=_text_of(message.get("content")),
-            reasoning=_text_of(message.get("reasoning_content") or message.get("reasoning")),
-            finish_reason=choice.get("finish_reason"),
-            usage=Usage.from_api(data.get("usage")),
-            model=data.get("model") or request.model,
-        )
 
     async def _raise_for_status(self, response: httpx.Response) -> None:
         if response.is_success:
@@ -338,13 +328,57 @@ class UpstreamClient:
         detail = str(exc) or type(exc).__name__
         if isinstance(exc, httpx.TimeoutException):
             return self._error(f"The upstream timed out ({detail}).", kind="timeout")
-        return self._error(f"Lost the connection to the upstream ({detail}).", kind="connection")
+        if isinstance(exc, httpx.ConnectError):
+            return self._error(f"Could not connect to the upstream ({detail}).", kind="connection")
+        return self._error(f"The connection to the upstream failed ({detail}).", kind="connection")
 
-    def _error(self, message: str, **details: object) -> UpstreamError:
+    def _error(
+        self,
+        message: str,
+        *,
+        kind: ErrorKind,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> UpstreamError:
         # Error bodies and transport messages may echo the key back; never pass it on.
         if self._api_key:
             message = message.replace(self._api_key, REDACTED)
-        return UpstreamError(message, **details)  # type: ignore[arg-type]
+        return UpstreamError(message, kind=kind, status_code=status_code, retry_after=retry_after)
+
+
+def _chunk_events(chunk: dict) -> list[StreamEvent]:
+    """The events in one parsed stream chunk (a dict without an error object)."""
+    events: list[StreamEvent] = []
+    choices = chunk.get("choices")
+    if choices:
+        choice = choices[0]
+        delta = choice.get("delta")
+        if delta:
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if reasoning and isinstance(reasoning, str):
+                events.append(ReasoningDelta(reasoning))
+            content = delta.get("content")
+            if content and isinstance(content, str):
+                events.append(ContentDelta(content))
+        finish_reason = choice.get("finish_reason")
+        if finish_reason:
+            events.append(Finished(finish_reason))
+    usage = chunk.get("usage")
+    if usage:
+        events.append(UsageReport(Usage.from_api(usage)))
+    return events
+
+
+async def _drain(sse_events: AsyncIterator[ServerSentEvent]) -> None:
+    """Read the rest of a finished stream (normally just the body's end).
+
+    A connection is only reused when its response was read to the end; a gateway
+    that keeps the stream open after ``[DONE]`` costs at most DRAIN_SECONDS.
+    """
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _ in sse_events:
+                pass
 
 
 def _text_of(content: object) -> str:
@@ -352,9 +386,7 @@ def _text_of(content: object) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
-            part.get("text") or "" for part in content if isinstance(part, dict)
-        )
+        return "".join(part.get("text") or "" for part in content if isinstance(part, dict))
     return ""
 
 
@@ -362,10 +394,17 @@ _clients: WeakKeyDictionary[asyncio.AbstractEventLoop, UpstreamClient] = WeakKey
 
 
 def get_client() -> UpstreamClient:
-    """The shared client of the running event loop, built from Django settings."""
+    """The shared client of the running event loop, built from Django settings.
+
+    Call it from async code: an httpx client must not outlive or leave its loop.
+    """
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
+        # A client's open connections refer to their loop, so a closed loop can stay
+        # alive as a key; forget those whenever a new loop comes along.
+        for stale in [known for known in _clients if known.is_closed()]:
+            del _clients[stale]
         client = _clients[loop] = _client_from_settings()
     return client
 

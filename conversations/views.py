@@ -5,7 +5,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, retarget
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from conversations import services
 from conversations.forms import FirstAdminForm
@@ -59,7 +59,7 @@ async def _refused(
         response = render(
             request, "conversations/partials/_composer_error.html", {"error": error}, status=422
         )
-        return retarget(response, "#composer-error")
+        return reswap(retarget(response, "#composer-error"), "innerHTML")
     return await _chat_page(request, conversation, draft=text, error=error, status=422)
 
 

@@ -57,8 +57,16 @@ class LiveServer:
         self.manage("collectstatic", "--noinput")
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-                 "webchat.asgi:application"],
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "webchat.asgi:application",
+                ],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,

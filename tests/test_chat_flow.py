@@ -33,7 +33,7 @@ async def _finished_reply(conversation) -> Message:
 async def test_a_sent_message_is_answered_and_stored_with_usage(
     async_owner_client, conversation, fake_upstream
 ):
-    fake_upstream.reset(reply="Hello from the **fake** upstream.", token_count=4)
+    fake_upstream.reset(reply="Hello from the **fake** upstream.")
     response = await _send(async_owner_client, conversation, "Hi there")
     assert response.status_code == 200
     page = response.content.decode()
@@ -44,7 +44,7 @@ async def test_a_sent_message_is_answered_and_stored_with_usage(
     assert reply.status == Message.Status.COMPLETE
     assert reply.content == "Hello from the **fake** upstream."
     assert reply.finish_reason == "stop"
-    assert reply.completion_tokens == 4
+    assert reply.completion_tokens == len(fake_upstream.config.reply_tokens())
     assert reply.total_tokens == reply.prompt_tokens + reply.completion_tokens
     assert reply.time_to_first_token_ms is not None
     assert reply.completed_at is not None

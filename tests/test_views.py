@@ -19,7 +19,12 @@ def test_a_fresh_install_sends_every_visitor_to_the_setup_form(client, db):
 def test_the_setup_form_creates_the_first_admin_and_signs_them_in(client, db):
     response = client.post(
         reverse("setup"),
-        {"username": "boss", "email": "", "password1": "a-long-pass-phrase", "password2": "a-long-pass-phrase"},
+        {
+            "username": "boss",
+            "email": "",
+            "password1": "a-long-pass-phrase",
+            "password2": "a-long-pass-phrase",
+        },
     )
     assert response.status_code == 302
     admin = get_user_model().objects.get()
@@ -41,7 +46,9 @@ def test_it_asks_anonymous_visitors_to_sign_in(client, owner, conversation):
 
 
 def test_anonymous_posts_change_nothing(client, conversation):
-    response = client.post(reverse("conversations:message-create", args=[conversation.pk]), {"text": "hi"})
+    response = client.post(
+        reverse("conversations:message-create", args=[conversation.pk]), {"text": "hi"}
+    )
     assert response.status_code == 302
     assert not Message.objects.exists()
 

@@ -1,0 +1,547 @@
+"""A fake of the upstream chat-completions API, served over real HTTP on loopback.
+
+For tests, benchmarks and manual runs. It is a bare ASGI app run by uvicorn in a
+background thread; the test thread may change its config at any time.
+
+Run it by hand with ``python -m conversations.fake_upstream --port 8001``.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Self
+
+import uvicorn
+
+HTTP_FAILURES = ("http_401", "http_402", "http_429", "http_500", "html_502")
+STREAM_FAILURES = ("drop_mid_stream", "error_mid_stream", "malformed_chunk", "no_done")
+FAILURES = HTTP_FAILURES + STREAM_FAILURES
+
+DONE = b"data: [DONE]\n\n"
+PING = b": PING\n\n"
+KEEPALIVE = b": keep-alive\n\n"
+KEEPALIVE_EVERY = 10
+SPLIT_WRITE_BYTES = 7  # odd, so that pieces also cut multi-byte UTF-8 characters
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+]
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+
+
+# --- Encoding, shared with the demo model -------------------------------------------
+
+
+def encode_event(payload: dict) -> bytes:
+    """One SSE ``data:`` event carrying ``payload`` as compact JSON."""
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+class ChunkEncoder:
+    """Encodes the SSE chunks of one streamed completion (shared id, model and time)."""
+
+    def __init__(self, model: str) -> None:
+        self._head = {
+            "id": f"chatcmpl-fake-{time.monotonic_ns()}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
+
+    def chunk(self, delta: dict, finish_reason: str | None = None, **extra: Any) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+        return encode_event({**self._head, "choices": [choice], **extra})
+
+    def role(self) -> bytes:
+        return self.chunk({"role": "assistant", "content": ""})
+
+    def content(self, text: str) -> bytes:
+        return self.chunk({"content": text})
+
+    def reasoning(self, text: str) -> bytes:
+        return self.chunk({"reasoning_content": text, "content": None})
+
+    def finish(self, reason: str, usage: dict | None = None) -> bytes:
+        if usage is None:
+            return self.chunk({}, reason)
+        return self.chunk({}, reason, usage=usage)
+
+    def usage(self, usage: dict) -> bytes:
+        return encode_event({**self._head, "choices": [], "usage": usage})
+
+
+def split_into_tokens(text: str) -> list[str]:
+    """Word-sized pieces of ``text`` (each word with its trailing whitespace)."""
+    return [piece for piece in re.split(r"(?<=\s)(?=\S)", text) if piece]
+
+
+def count_prompt_tokens(messages: object) -> int:
+    """A deterministic stand-in for a tokenizer: the words in the messages' text."""
+    words = 0
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            words += len(content.split())
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    words += len(part["text"].split())
+    return words
+
+
+def usage_payload(*, prompt_tokens: int, completion_tokens: int, reasoning_tokens: int) -> dict:
+    """An API usage object; as in the real API, completion tokens include reasoning."""
+    completion_tokens += reasoning_tokens
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {
+            "cached_tokens": 0,
+            "text_tokens": prompt_tokens,
+            "image_tokens": 0,
+        },
+        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
+    }
+
+
+def completion_payload(
+    *, model: str, content: str, reasoning: str, finish_reason: str, usage: dict
+) -> dict:
+    """A non-streamed ``chat.completion`` reply."""
+    message: dict = {"role": "assistant", "content": content}
+    if reasoning:
+        message["reasoning_content"] = reasoning
+    return {
+        "id": f"chatcmpl-fake-{time.monotonic_ns()}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+        "usage": usage,
+    }
+
+
+# --- The fake server ------------------------------------------------------------------
+
+
+@dataclass
+class FakeUpstreamConfig:
+    first_token_delay: float = 0.0
+    token_count: int = 5
+    token_interval: float = 0.0
+    # When set, streamed word by word regardless of token_count.
+    reply: str | None = None
+    # When set, streamed first as ``reasoning_content`` deltas.
+    reasoning: str = ""
+    role_chunk: bool = True
+    keepalive_comments: bool = True
+    # Extra chunks with ``content: null``, ``content: ""`` and ``delta: {}``.
+    empty_deltas: bool = False
+    usage_on_final_empty_chunk: bool = True
+    finish_reason: str = "stop"
+    failure: str | None = None
+    # Sent as a Retry-After header with the JSON HTTP failures (e.g. http_429).
+    retry_after: float | None = None
+    split_writes: bool = False
+    models: tuple[str, ...] = ("fake-model", "fake-model-large")
+
+    def __post_init__(self) -> None:
+        if self.failure is not None and self.failure not in FAILURES:
+            raise ValueError(f"Unknown failure {self.failure!r}; choose from {FAILURES}.")
+
+    def reply_tokens(self) -> list[str]:
+        if self.reply is not None:
+            return split_into_tokens(self.reply)
+        return [f"word{i}" if i == 0 else f" word{i}" for i in range(self.token_count)]
+
+    def reply_text(self) -> str:
+        return "".join(self.reply_tokens())
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]
+    body: dict
+    received_at: float
+    # The client's port: requests sharing it came over one kept-alive connection.
+    client_port: int = 0
+    # The client went away before the reply was complete.
+    disconnected: bool = False
+
+
+_JSON_ERRORS: dict[str, tuple[int, object]] = {
+    # OpenAI's shape, with a string code.
+    "http_401": (
+        401,
+        {
+            "error": {
+                "message": "Incorrect API key provided.",
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+            }
+        },
+    ),
+    # EvoLink's shape, with a numeric code.
+    "http_402": (
+        402,
+        {"error": {"code": 402, "message": "Insufficient account balance.", "type": "quota"}},
+    ),
+    "http_429": (
+        429,
+        {"error": {"code": 429, "message": "Rate limit exceeded.", "type": "rate_limit_error"}},
+    ),
+    # Wrapped in a list, as gateways relaying Google's API do.
+    "http_500": (
+        500,
+        [{"error": {"code": 500, "message": "Internal server error.", "status": "INTERNAL"}}],
+    ),
+}
+_HTML_502 = (
+    b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
+    b"<body><h1>502 Bad Gateway</h1><hr><p>nginx</p></body></html>\n"
+)
+_STREAM_ERROR = {
+    "error": {"code": 500, "message": "The model stopped unexpectedly.", "type": "server_error"}
+}
+_MALFORMED = b'data: {"id": "chatcmpl-fake", "choices": [{"delta": {"content": "oops\n\n'
+
+
+class FakeUpstream:
+    """The fake API server; ``start()`` it, point clients at ``base_url``."""
+
+    def __init__(self, config: FakeUpstreamConfig | None = None, *, port: int = 0) -> None:
+        self.config = config or FakeUpstreamConfig()
+        self._port = port
+        self._requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._active = 0
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._base_url: str | None = None
+
+    # -- Control, from the test thread --
+
+    def start(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self._port))
+        sock.listen(2048)
+        port = sock.getsockname()[1]
+        ready = threading.Event()
+        server = _Server(
+            uvicorn.Config(
+                self,
+                interface="asgi3",
+                lifespan="off",
+                log_level="warning",
+                access_log=False,
+                proxy_headers=False,
+                timeout_graceful_shutdown=1,
+            ),
+            ready,
+        )
+        self._thread = threading.Thread(
+            target=server.run_then_signal, args=(sock,), name="fake-upstream", daemon=True
+        )
+        self._thread.start()
+        ready.wait(timeout=10)
+        if not server.started:
+            sock.close()
+            raise RuntimeError("The fake upstream did not start.")
+        self._server = server
+        self._base_url = f"http://127.0.0.1:{port}/v1"
+
+    def stop(self) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._server = self._thread = self._base_url = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError("The fake upstream is not running.")
+        return self._base_url
+
+    def reset(self, **config_overrides: Any) -> None:
+        """Forget recorded requests and use a fresh config with these overrides."""
+        config = FakeUpstreamConfig(**config_overrides)
+        with self._lock:
+            self._requests = []
+            self.config = config
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def wait_idle(self, timeout: float = 5.0) -> None:
+        """Wait until no request is being handled (e.g. a closed stream was noticed)."""
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._active == 0, timeout):
+                raise TimeoutError("The fake upstream is still handling requests.")
+
+    # -- The ASGI app, in the server thread --
+
+    async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        config = self.config
+        raw_body = await _read_body(receive)
+        try:
+            body = json.loads(raw_body) if raw_body else {}
+        except ValueError:
+            body = None
+        record = RecordedRequest(
+            path=scope["path"],
+            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
+            body=body if isinstance(body, dict) else {},
+            received_at=time.time(),
+            client_port=(scope.get("client") or ("", 0))[1],
+        )
+        with self._lock:
+            self._requests.append(record)
+            self._active += 1
+        try:
+            if scope["method"] == "GET" and scope["path"] == "/v1/models":
+                await _send_json(send, 200, _models_payload(config.models))
+            elif scope["method"] != "POST" or scope["path"] != "/v1/chat/completions":
+                await _send_json(send, 404, {"error": {"message": "Not found."}})
+            elif not isinstance(body, dict):
+                await _send_json(send, 400, {"error": {"message": "The body is not JSON."}})
+            else:
+                await self._chat(config, body, record, receive, send)
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    async def _chat(
+        self,
+        config: FakeUpstreamConfig,
+        body: dict,
+        record: RecordedRequest,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        if config.failure in HTTP_FAILURES:
+            await _send_http_failure(send, config.failure, config.retry_after)
+            return
+        model = str(body.get("model") or config.models[0])
+        tokens = config.reply_tokens()
+        reasoning = split_into_tokens(config.reasoning)
+        usage = usage_payload(
+            prompt_tokens=count_prompt_tokens(body.get("messages")),
+            completion_tokens=len(tokens),
+            reasoning_tokens=len(reasoning),
+        )
+        if not body.get("stream"):
+            await _send_completion(send, config, model, tokens, usage)
+            return
+        steps = _stream_steps(config, ChunkEncoder(model), tokens, reasoning, usage)
+        streamer = asyncio.create_task(_stream(send, config.split_writes, steps))
+        watcher = asyncio.create_task(_wait_for_disconnect(receive))
+        try:
+            done, _pending = await asyncio.wait(
+                {streamer, watcher}, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            watcher.cancel()
+            streamer.cancel()
+        if streamer in done:
+            streamer.result()
+        else:
+            record.disconnected = True
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, ready: threading.Event) -> None:
+        super().__init__(config)
+        self._ready = ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self._ready.set()
+
+    def run_then_signal(self, sock: socket.socket) -> None:
+        try:
+            self.run(sockets=[sock])
+        finally:
+            self._ready.set()
+
+
+async def _read_body(receive: Receive) -> bytes:
+    parts = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        parts.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return b"".join(parts)
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _send_json(send: Send, status: int, payload: object, headers: list | None = None) -> None:
+    await _send_bytes(send, status, JSON_HEADERS + (headers or []), json.dumps(payload).encode())
+
+
+async def _send_bytes(send: Send, status: int, headers: list, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _models_payload(models: tuple[str, ...]) -> dict:
+    return {
+        "object": "list",
+        "data": [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in models],
+    }
+
+
+async def _send_http_failure(send: Send, failure: str, retry_after: float | None) -> None:
+    if failure == "html_502":
+        await _send_bytes(send, 502, [(b"content-type", b"text/html")], _HTML_502)
+        return
+    status, payload = _JSON_ERRORS[failure]
+    headers = []
+    if retry_after is not None:
+        headers.append((b"retry-after", format(retry_after, "g").encode()))
+    await _send_json(send, status, payload, headers)
+
+
+async def _send_completion(
+    send: Send, config: FakeUpstreamConfig, model: str, tokens: list[str], usage: dict
+) -> None:
+    if config.failure == "malformed_chunk":
+        await _send_bytes(send, 200, JSON_HEADERS, b'{"id": "chatcmpl-fake", "choices": [')
+        return
+    await asyncio.sleep(config.first_token_delay + config.token_interval * len(tokens))
+    payload = completion_payload(
+        model=model,
+        content="".join(tokens),
+        reasoning=config.reasoning,
+        finish_reason=config.finish_reason,
+        usage=usage,
+    )
+    await _send_json(send, 200, payload)
+
+
+def _stream_steps(
+    config: FakeUpstreamConfig,
+    encoder: ChunkEncoder,
+    tokens: list[str],
+    reasoning: list[str],
+    usage: dict,
+) -> Iterator[bytes | float | None]:
+    """What to stream: bytes to write, seconds to pause, or None to drop the connection."""
+    if config.keepalive_comments:
+        yield PING
+    if config.first_token_delay:
+        yield float(config.first_token_delay)
+    if config.role_chunk:
+        yield encoder.role()
+    token_events = [encoder.reasoning(text) for text in reasoning]
+    token_events += [encoder.content(text) for text in tokens]
+    fail_at = len(reasoning) + len(tokens) // 2
+    for index, event in enumerate(token_events):
+        if index == fail_at and config.failure == "drop_mid_stream":
+            yield None
+            return
+        if index == fail_at and config.failure == "error_mid_stream":
+            yield encode_event(_STREAM_ERROR)
+            return
+        if index == fail_at and config.failure == "malformed_chunk":
+            yield _MALFORMED
+        if index and config.token_interval:
+            yield float(config.token_interval)
+        if config.keepalive_comments and index % KEEPALIVE_EVERY == KEEPALIVE_EVERY - 1:
+            yield KEEPALIVE
+        if config.empty_deltas:
+            yield encoder.chunk({"content": None})
+            yield encoder.chunk({})
+        yield event
+    if config.usage_on_final_empty_chunk:
+        yield encoder.finish(config.finish_reason)
+        yield encoder.usage(usage)
+    else:
+        yield encoder.finish(config.finish_reason, usage)
+    if config.failure != "no_done":
+        yield DONE
+
+
+async def _stream(send: Send, split_writes: bool, steps: Iterator[bytes | float | None]) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+    for step in steps:
+        if step is None:
+            return  # returning mid-response makes uvicorn drop the connection
+        if isinstance(step, float):
+            await asyncio.sleep(step)
+        elif split_writes:
+            for start in range(0, len(step), SPLIT_WRITE_BYTES):
+                piece = step[start : start + SPLIT_WRITE_BYTES]
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+                # Let each piece leave on its own, so that the client reads it separately.
+                await asyncio.sleep(0.001)
+        else:
+            await send({"type": "http.response.body", "body": step, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8001, help="0 picks a free port")
+    parser.add_argument("--first-token-delay", type=float, default=0.0)
+    parser.add_argument("--token-count", type=int, default=5)
+    parser.add_argument("--token-interval", type=float, default=0.0)
+    parser.add_argument("--reply", default=None)
+    parser.add_argument("--reasoning", default="")
+    parser.add_argument("--finish-reason", default="stop")
+    parser.add_argument("--failure", choices=FAILURES, default=None)
+    parser.add_argument("--retry-after", type=float, default=None)
+    parser.add_argument("--split-writes", action="store_true")
+    args = parser.parse_args(argv)
+    config = FakeUpstreamConfig(
+        first_token_delay=args.first_token_delay,
+        token_count=args.token_count,
+        token_interval=args.token_interval,
+        reply=args.reply,
+        reasoning=args.reasoning,
+        finish_reason=args.finish_reason,
+        failure=args.failure,
+        retry_after=args.retry_after,
+        split_writes=args.split_writes,
+    )
+    with FakeUpstream(config, port=args.port) as fake:
+        print(fake.base_url, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
