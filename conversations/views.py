@@ -3,7 +3,6 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
@@ -48,7 +47,7 @@ async def _chat_page(
         "draft": draft,
         "composer_error": error,
     }
-    return TemplateResponse(request, "conversations/chat.html", context, status=status)
+    return render(request, "conversations/chat.html", context, status=status)
 
 
 async def _refused(

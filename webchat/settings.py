@@ -85,17 +85,19 @@ INSTALLED_APPS = [
     "conversations",
 ]
 
+# Every middleware here is async-native, so a request on the chat path never waits
+# for a worker thread (see webchat/middleware.py).
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "webchat.middleware.AsyncSecurityMiddleware",
+    "webchat.middleware.AsyncWhiteNoiseMiddleware",
+    "webchat.middleware.AsyncSessionMiddleware",
+    "webchat.middleware.AsyncCommonMiddleware",
+    "webchat.middleware.AsyncCsrfViewMiddleware",
+    "webchat.middleware.AsyncAuthenticationMiddleware",
     "conversations.middleware.first_run_setup_middleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "webchat.middleware.AsyncLoginRequiredMiddleware",
+    "webchat.middleware.AsyncMessageMiddleware",
+    "webchat.middleware.AsyncXFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
