@@ -6,33 +6,42 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export DJANGO_SETTINGS_MODULE := webchat.settings
 
-.PHONY: run test install install-test lint format clean
+.PHONY: run test lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+$(VENV)/.installed-run: $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[production]"
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed-run
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[production,test]"
 	touch $@
 
-install: $(VENV)/.installed
+# A secret key made once per checkout, so sessions survive restarts.
+var/secret_key:
+	mkdir -p var
+	$(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))" > $@
+	chmod 600 $@
 
-run: install
+run: $(VENV)/.installed-run var/secret_key
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/daphne -b $(HOST) -p $(PORT) webchat.asgi:application
+	SECRET_KEY="$${SECRET_KEY:-$$(cat var/secret_key)}" \
+		$(BIN)/daphne -b $(HOST) -p $(PORT) webchat.asgi:application
 
-test: install
+test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python manage.py makemigrations --check --dry-run
+	SECRET_KEY=unused $(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest -n auto -q
 
-lint: install
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 
-format: install
+format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 

@@ -27,6 +27,7 @@ class LiveServer:
             "DATABASE_URL": f"sqlite:///{workdir / 'live.sqlite3'}",
             "DJANGO_SETTINGS_MODULE": "webchat.settings",
             "DEBUG": "false",
+            "SECRET_KEY": "live-server-test-secret-key",
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }

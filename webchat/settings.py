@@ -62,10 +62,11 @@ DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG and env_bool("WEBCHAT_REQUIRE_SECRET_KEY", False):
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-    # A development key, stable per checkout so sessions survive restarts.
-    SECRET_KEY = "webchat-insecure-development-key-" + str(BASE_DIR)
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off (make run creates one in var/secret_key)."
+        )
+    SECRET_KEY = "webchat-insecure-development-key"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")

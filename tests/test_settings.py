@@ -1,0 +1,54 @@
+"""Settings come from the environment and fail loudly on bad values."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.live_server import ROOT
+
+
+def _load_settings(**env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", "import webchat.settings as s; print(s.WEBCHAT_MODELS)"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off():
+    result = _load_settings(DEBUG="false")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_it_starts_without_a_secret_key_in_debug_mode():
+    assert _load_settings(DEBUG="true").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DEBUG", "maybe", "DEBUG must be true or false"),
+        ("WEBCHAT_MAX_MESSAGE_CHARS", "lots", "WEBCHAT_MAX_MESSAGE_CHARS must be a whole number"),
+        ("WEBCHAT_MAX_MESSAGE_CHARS", "0", "must be at least 1"),
+        ("WEBCHAT_READ_TIMEOUT", "soon", "WEBCHAT_READ_TIMEOUT must be a number"),
+        ("WEBCHAT_MODELS", " , ", "WEBCHAT_MODELS must name at least one model"),
+    ],
+)
+def test_bad_values_fail_loudly(name, value, message):
+    result = _load_settings(SECRET_KEY="x", WEBCHAT_API_KEY="k", **{name: value})
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_models_come_from_a_comma_list_and_the_demo_model_stands_in_without_a_key():
+    with_key = _load_settings(SECRET_KEY="x", WEBCHAT_API_KEY="k", WEBCHAT_MODELS="a, b")
+    assert with_key.stdout.strip() == "['a', 'b']"
+    without_key = _load_settings(SECRET_KEY="x", WEBCHAT_API_KEY="", WEBCHAT_MODELS="a")
+    assert without_key.stdout.strip() == "['webchat-demo']"
