@@ -8,6 +8,15 @@ pytest_plugins = ["tests.upstream_fixtures"]
 PASSWORD = "correct horse battery"
 
 
+@pytest.fixture(autouse=True)
+def _static_files_without_manifest(settings):
+    """Pages render without collectstatic; the live-server tests use the real storage."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 def owner(db):
     return UserFactory(username="owner")

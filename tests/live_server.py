@@ -28,6 +28,8 @@ class LiveServer:
             "DJANGO_SETTINGS_MODULE": "webchat.settings",
             "DEBUG": "false",
             "SECRET_KEY": "live-server-test-secret-key",
+            "STATIC_ROOT": str(workdir / "static"),
+            "MEDIA_ROOT": str(workdir / "media"),
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
