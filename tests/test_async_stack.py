@@ -21,7 +21,8 @@ def test_each_middleware_runs_on_the_event_loop(path):
 
 
 async def test_static_files_are_served_on_the_async_stack(settings):
-    settings.DEBUG = True
+    settings.WHITENOISE_USE_FINDERS = True
+    settings.WHITENOISE_AUTOREFRESH = True
     response = await AsyncClient().get("/static/webchat/chat.js")
     assert response.status_code == 200
     body = b"".join([chunk async for chunk in response.streaming_content])
