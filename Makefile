@@ -27,10 +27,10 @@ var/secret_key:
 	chmod 600 $@
 
 run: $(VENV)/.installed-run var/secret_key
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	SECRET_KEY="$${SECRET_KEY:-$$(cat var/secret_key)}" \
-		$(BIN)/daphne -b $(HOST) -p $(PORT) webchat.asgi:application
+	export SECRET_KEY="$${SECRET_KEY:-$$(cat var/secret_key)}" && \
+	$(BIN)/python manage.py migrate --noinput && \
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
+	exec $(BIN)/daphne -b $(HOST) -p $(PORT) webchat.asgi:application
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .

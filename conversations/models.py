@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -39,6 +41,7 @@ class Message(models.Model):
         STREAMING = "streaming", "Streaming"
         COMPLETE = "complete", "Complete"
         ERROR = "error", "Error"
+        INTERRUPTED = "interrupted", "Interrupted"
 
     ACTIVE_STATUSES = (Status.PENDING, Status.STREAMING)
 
@@ -52,6 +55,8 @@ class Message(models.Model):
     model = models.CharField(max_length=100, blank=True)
     finish_reason = models.CharField(max_length=32, blank=True)
     error = models.TextField(blank=True)
+    # What went wrong, for choosing the next step (a Retry button, say); see generation.
+    error_code = models.CharField(max_length=32, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     total_tokens = models.PositiveIntegerField(null=True, blank=True)
@@ -61,6 +66,8 @@ class Message(models.Model):
     time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Refreshed by the running generation with each save; a stale one means it died.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "pk"]
@@ -84,3 +91,28 @@ class Message(models.Model):
     @property
     def dom_id(self) -> str:
         return f"message-{self.pk}"
+
+
+def _attachment_path(instance: "Attachment", filename: str) -> str:
+    # Random names: the storage may be shared, and names must not reveal anything.
+    return f"attachments/{uuid.uuid4().hex}/{filename}"
+
+
+class Attachment(models.Model):
+    """An image a user attached to a message, stored normalized, with a thumbnail."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    image = models.FileField(upload_to=_attachment_path, max_length=255)
+    thumbnail = models.FileField(upload_to=_attachment_path, max_length=255)
+    content_type = models.CharField(max_length=32)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    size = models.PositiveIntegerField(help_text="Bytes of the stored image.")
+    original_name = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.original_name
