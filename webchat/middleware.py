@@ -117,3 +117,20 @@ class AsyncWhiteNoiseMiddleware(WhiteNoiseMiddleware):
 async def _read_in_thread(file: BinaryIO, block_size: int) -> AsyncIterator[bytes]:
     while chunk := await asyncio.to_thread(file.read, block_size):
         yield chunk
+
+
+class ContentSecurityPolicyMiddleware:
+    """Adds the Content-Security-Policy header: no inline script anywhere."""
+
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+        self.policy = settings.WEBCHAT_CONTENT_SECURITY_POLICY
+        markcoroutinefunction(self)
+
+    async def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = await self.get_response(request)
+        response.headers.setdefault("Content-Security-Policy", self.policy)
+        return response

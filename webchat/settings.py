@@ -90,6 +90,7 @@ INSTALLED_APPS = [
 # for a worker thread (see webchat/middleware.py).
 MIDDLEWARE = [
     "webchat.middleware.AsyncSecurityMiddleware",
+    "webchat.middleware.ContentSecurityPolicyMiddleware",
     "webchat.middleware.AsyncWhiteNoiseMiddleware",
     "webchat.middleware.AsyncSessionMiddleware",
     "webchat.middleware.AsyncCommonMiddleware",
@@ -184,6 +185,15 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or BASE_DIR / "var" / "media")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 SESSION_COOKIE_HTTPONLY = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Scripts only from our own static files (htmx runs with allowEval off); images may
+# also be blob: URLs (attachment previews); sockets connect back to this origin.
+WEBCHAT_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 CSRF_COOKIE_HTTPONLY = False
 
 LOGGING = {

@@ -1,0 +1,128 @@
+"""Hostile model output: each entry must render through the Markdown pipeline inertly."""
+
+_SCHEMES = [
+    "javascript:alert(1)",
+    "JaVaScRiPt:alert(1)",
+    " javascript:alert(1)",
+    "javascript&#58;alert(1)",
+    "javascript&#x3A;alert(1)",
+    "java\tscript:alert(1)",
+    "java%0ascript:alert(1)",
+    "&#106;avascript:alert(1)",
+    "vbscript:msgbox(1)",
+    "VBScript:msgbox(1)",
+    "data:text/html,<script>alert(1)</script>",
+    "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+    "data:image/svg+xml,<svg onload=alert(1)>",
+    "file:///etc/passwd",
+    "livescript:alert(1)",
+]
+
+MARKDOWN_LINKS = [f"[click]({url})" for url in _SCHEMES]
+MARKDOWN_IMAGES = [f"![pic]({url})" for url in _SCHEMES]
+MARKDOWN_AUTOLINKS = [f"<{url}>" for url in _SCHEMES if " " not in url and "<" not in url]
+REFERENCE_LINKS = [f"[x][r]\n\n[r]: {url}" for url in _SCHEMES[:6]]
+
+RAW_HTML = [
+    "<script>alert(1)</script>",
+    "<SCRIPT SRC=//evil.example/x.js></SCRIPT>",
+    "<script>window.pwned = 1</script>",
+    "<scr<script>ipt>alert(1)</scr</script>ipt>",
+    "<img src=x onerror=alert(1)>",
+    "<IMG SRC=javascript:alert(1)>",
+    '<img src="x" onerror="window.pwned=1">',
+    "<svg onload=alert(1)>",
+    "<svg><script>alert(1)</script></svg>",
+    '<svg><a xlink:href="javascript:alert(1)"><text x=20 y=20>XSS</text></a></svg>',
+    "<svg><animate onbegin=alert(1) attributeName=x dur=1s>",
+    "<svg><set attributeName=onmouseover to=alert(1)>",
+    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
+    '<math href="javascript:alert(1)">click</math>',
+    "<math><maction actiontype=statusline xlink:href=javascript:alert(1)>x</maction></math>",
+    "<iframe src=javascript:alert(1)></iframe>",
+    '<iframe srcdoc="<script>alert(1)</script>"></iframe>',
+    "<object data=javascript:alert(1)></object>",
+    "<embed src=javascript:alert(1)>",
+    "<form action=javascript:alert(1)><button>go</button></form>",
+    "<form><input type=submit formaction=javascript:alert(1)></form>",
+    '<meta http-equiv="refresh" content="0;url=javascript:alert(1)">',
+    '<meta http-equiv="Content-Security-Policy" content="script-src *">',
+    '<base href="javascript:alert(1)//">',
+    "<link rel=stylesheet href=javascript:alert(1)>",
+    "<style>body{background:url(javascript:alert(1))}</style>",
+    "<style>@import 'https://evil.example/x.css';</style>",
+    '<div style="background:url(javascript:alert(1))">x</div>',
+    '<div style="width: expression(alert(1))">x</div>',
+    "<body onload=alert(1)>",
+    "<details open ontoggle=alert(1)>",
+    "<video><source onerror=alert(1)></video>",
+    "<audio src=x onerror=alert(1)>",
+    "<marquee onstart=alert(1)>x</marquee>",
+    "<input autofocus onfocus=alert(1)>",
+    "<select autofocus onfocus=alert(1)>",
+    "<textarea autofocus onfocus=alert(1)>",
+    "<keygen autofocus onfocus=alert(1)>",
+    '<a href="javascript:alert(1)">x</a>',
+    '<a href="jav&#x09;ascript:alert(1)">x</a>',
+    '<a href="#" onclick="alert(1)">x</a>',
+    '<a href="https://ok.example" onmouseover="alert(1)">x</a>',
+    '<a href="https://ok.example" target="_self">x</a>',
+    "<p onclick=alert(1)>x</p>",
+    "<span onmouseover=alert(1)>x</span>",
+    "<table background=javascript:alert(1)><tr><td>x</td></tr></table>",
+    "<td background=javascript:alert(1)>x</td>",
+    "<button formaction=javascript:alert(1)>x</button>",
+    "<isindex action=javascript:alert(1) type=image>",
+    "<xss onafterscriptexecute=alert(1)><script>1</script>",
+    '<noscript><p title="</noscript><img src=x onerror=alert(1)>"></noscript>',
+    "<template><script>alert(1)</script></template>",
+    "<!--<img src=x onerror=alert(1)>-->",
+    "<![CDATA[<script>alert(1)</script>]]>",
+    '<?xml version="1.0"?><script>alert(1)</script>',
+    "<img src=x:alert(alt) onerror=eval(src) alt=0>",
+    '<img """><script>alert(1)</script>">',
+    "<img src=`x`onerror=alert(1)>",
+    "<<script>alert(1);//<</script>",
+    "<script/xss src=//evil.example/x.js></script>",
+    '<script\x20type="text/javascript">alert(1);</script>',
+    "<scri\x00pt>alert(1)</scri\x00pt>",
+    "&lt;script&gt;alert(1)&lt;/script&gt;",
+    "&#60;script&#62;alert(1)&#60;/script&#62;",
+    '<div id="x" hx-get="/c/new/" hx-trigger="load">htmx attribute</div>',
+    '<div hx-on:click="alert(1)">htmx handler</div>',
+    '<div data-hx-post="/accounts/logout/" data-hx-trigger="load">x</div>',
+    "<div ws-send hx-vals='js:{a: alert(1)}'>x</div>",
+    '<span id="composer-text" hx-swap-oob="true">hijack</span>',
+]
+
+MARKDOWN_TRICKS = [
+    "```html\n<script>alert(1)</script>\n```",
+    "`<script>alert(1)</script>`",
+    "    <script>alert(1)</script>",
+    "[<img src=x onerror=alert(1)>](https://ok.example)",
+    '[a](https://ok.example "title\\" onmouseover=\\"alert(1)")',
+    '[a](https://ok.example" onclick="alert(1))',
+    '![a" onerror="alert(1)](https://ok.example/a.png)',
+    "[a](<javascript:alert(1)>)",
+    "[a](javascript:alert&#40;1&#41;)",
+    "| a | b |\n|---|---|\n| <script>alert(1)</script> | [x](javascript:alert(1)) |",
+    "> <img src=x onerror=alert(1)>",
+    "- <svg onload=alert(1)>",
+    "# <iframe src=javascript:alert(1)>",
+    "**<a href=javascript:alert(1)>bold</a>**",
+    "[![img](javascript:alert(1))](javascript:alert(2))",
+    '<https://ok.example/" onmouseover="alert(1)>',
+    "```\n</code></pre><script>alert(1)</script>\n```",
+    '```js" onmouseover="alert(1)\nvar a = 1\n```',
+    "~~<script>alert(1)</script>~~",
+    "[a]: javascript:alert(1)\n\n[a]",
+]
+
+PAYLOADS = (
+    MARKDOWN_LINKS
+    + MARKDOWN_IMAGES
+    + MARKDOWN_AUTOLINKS
+    + REFERENCE_LINKS
+    + RAW_HTML
+    + MARKDOWN_TRICKS
+)
