@@ -30,6 +30,7 @@ run: $(VENV)/.installed-run var/secret_key
 	export SECRET_KEY="$${SECRET_KEY:-$$(cat var/secret_key)}" && \
 	$(BIN)/python manage.py migrate --noinput && \
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
+	$(BIN)/python manage.py interrupt_stale_replies && \
 	exec $(BIN)/daphne -b $(HOST) -p $(PORT) webchat.asgi:application
 
 test: $(VENV)/.installed-test

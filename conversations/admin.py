@@ -6,7 +6,16 @@ from conversations.models import Conversation, Message
 class MessageInline(admin.TabularInline):
     model = Message
     extra = 0
-    fields = ("role", "status", "content", "model", "finish_reason", "total_tokens", "created_at")
+    fields = (
+        "role",
+        "status",
+        "error_code",
+        "content",
+        "model",
+        "finish_reason",
+        "total_tokens",
+        "created_at",
+    )
     readonly_fields = fields
     can_delete = False
 

@@ -1,56 +1,114 @@
+import asyncio
+from datetime import timedelta
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from conversations import frames
+from conversations import frames, services
 from conversations.generation import control_group_name
 from conversations.models import Conversation, Message
 
-
-@database_sync_to_async
-def _is_owner(user, conversation_id: int) -> bool:
-    return Conversation.objects.filter(pk=conversation_id, owner=user).exists()
+# Looked at again this long after a reply's heartbeat would have gone stale.
+STALE_CHECK_MARGIN = 0.1
 
 
 @database_sync_to_async
-def _latest_reply_frame(conversation_id: int) -> str:
-    latest = (
-        Message.objects.filter(conversation_id=conversation_id, role=Message.Role.ASSISTANT)
-        .order_by("-pk")
+def _owned_conversation(user, conversation_id: int) -> Conversation | None:
+    return Conversation.objects.filter(pk=conversation_id, owner=user).first()
+
+
+@database_sync_to_async
+def _state_frame(conversation: Conversation) -> tuple[str, int]:
+    """Mark a dead generation's reply interrupted, then render the latest exchange.
+
+    Returns the frame and how many replies were marked.
+    """
+    interrupted = services.stale_replies_interrupt(conversation=conversation)
+    exchange = services.latest_exchange(conversation_id=conversation.pk)
+    return frames.state_frame(exchange), interrupted
+
+
+@database_sync_to_async
+def _seconds_until_stale(conversation_id: int) -> float | None:
+    """How long until the active reply's heartbeat is stale; None without an active reply."""
+    last_sign_of_life = (
+        Message.objects.filter(conversation_id=conversation_id, status__in=Message.ACTIVE_STATUSES)
+        .values_list(Coalesce("heartbeat_at", "created_at"), flat=True)
         .first()
     )
-    return frames.message_frame(latest) if latest else ""
+    if last_sign_of_life is None:
+        return None
+    stale_at = last_sign_of_life + timedelta(seconds=settings.WEBCHAT_STALE_REPLY_SECONDS)
+    return max((stale_at - timezone.now()).total_seconds(), 0.0) + STALE_CHECK_MARGIN
 
 
 class ConversationConsumer(AsyncWebsocketConsumer):
     """Relays a conversation's live frames to its owner's browser.
 
     Authentication and ownership are checked once, at connect; relaying a frame
-    touches neither the database nor a worker thread.
+    touches neither the database nor a worker thread. Beside it, while a reply is
+    active, a watch looks at the reply's heartbeat once per stale period.
     """
 
     group_name = ""
+    conversation: Conversation | None = None
+    stale_watch: asyncio.Task | None = None
 
     async def connect(self) -> None:
         user = self.scope["user"]
         conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
-        if not user.is_authenticated or not await _is_owner(user, conversation_id):
+        conversation = None
+        if user.is_authenticated:
+            conversation = await _owned_conversation(user, conversation_id)
+        if conversation is None:
             await self.close()
             return
+        self.conversation = conversation
         # Join before reading the state, so no frame can fall between the two.
-        self.group_name = f"conversation_{conversation_id}"
+        self.group_name = conversation.group_name
         await self.channel_layer.group_add(self.group_name, self.channel_name)
-        state_frame = await _latest_reply_frame(conversation_id)
+        state_frame, interrupted = await _state_frame(conversation)
         await self.accept()
-        if state_frame:
+        if interrupted:
+            await self._publish(state_frame)  # other tabs still show it streaming
+        elif state_frame:
             await self.send(text_data=state_frame)
         # A running generation answers with a full render, newer than the database.
         await self.channel_layer.group_send(
             control_group_name(conversation_id), {"type": "generation.sync"}
         )
+        self._watch_for_a_dead_generation()
 
     async def disconnect(self, code: int) -> None:
+        if self.stale_watch is not None:
+            self.stale_watch.cancel()
         if self.group_name:
             await self.channel_layer.group_discard(self.group_name, self.channel_name)
 
     async def chat_frame(self, event: dict) -> None:
         await self.send(text_data=event["html"])
+        self._watch_for_a_dead_generation()
+
+    async def _publish(self, html: str) -> None:
+        await self.channel_layer.group_send(self.group_name, {"type": "chat.frame", "html": html})
+
+    def _watch_for_a_dead_generation(self) -> None:
+        """Make sure a watch runs while a reply is active (it ends when none is)."""
+        if self.stale_watch is None or self.stale_watch.done():
+            self.stale_watch = asyncio.create_task(self._mark_a_dead_generation())
+
+    async def _mark_a_dead_generation(self) -> None:
+        """If the active reply's generation dies (its process was killed), say so.
+
+        Without this, a page that reconnected to a restarted server would show the
+        reply as streaming until reloaded. It costs a query per stale period.
+        """
+        assert self.conversation is not None
+        while (wait := await _seconds_until_stale(self.conversation.pk)) is not None:
+            await asyncio.sleep(wait)
+            state_frame, interrupted = await _state_frame(self.conversation)
+            if interrupted:
+                await self._publish(state_frame)

@@ -9,6 +9,7 @@ Run it by hand with ``python -m conversations.fake_upstream --port 8001``.
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import re
 import socket
@@ -20,8 +21,27 @@ from typing import Any, Self
 
 import uvicorn
 
-HTTP_FAILURES = ("http_401", "http_402", "http_429", "http_500", "html_502")
-STREAM_FAILURES = ("drop_mid_stream", "error_mid_stream", "malformed_chunk", "no_done")
+HTTP_FAILURES = (
+    "http_400",
+    "http_401",
+    "http_402",
+    "http_403",
+    "http_404",
+    "http_413",
+    "http_429",
+    "http_500",
+    "html_502",
+    "http_503",
+    "http_504",
+    "context_length",
+)
+STREAM_FAILURES = (
+    "drop_mid_stream",
+    "error_mid_stream",
+    "malformed_chunk",
+    "no_done",
+    "stall_mid_stream",
+)
 FAILURES = HTTP_FAILURES + STREAM_FAILURES
 
 DONE = b"data: [DONE]\n\n"
@@ -151,7 +171,9 @@ class FakeUpstreamConfig:
     usage_on_final_empty_chunk: bool = True
     finish_reason: str = "stop"
     failure: str | None = None
-    # Sent as a Retry-After header with the JSON HTTP failures (e.g. http_429).
+    # When set, only the first this many chat requests fail; later ones succeed.
+    fail_first: int | None = None
+    # Sent as a Retry-After header with the HTTP failures (e.g. http_429).
     retry_after: float | None = None
     split_writes: bool = False
     models: tuple[str, ...] = ("fake-model", "fake-model-large")
@@ -182,6 +204,17 @@ class RecordedRequest:
 
 
 _JSON_ERRORS: dict[str, tuple[int, object]] = {
+    "http_400": (
+        400,
+        {
+            "error": {
+                "message": "Invalid value for 'temperature': must be at most 2.",
+                "type": "invalid_request_error",
+                "param": "temperature",
+                "code": None,
+            }
+        },
+    ),
     # OpenAI's shape, with a string code.
     "http_401": (
         401,
@@ -198,20 +231,69 @@ _JSON_ERRORS: dict[str, tuple[int, object]] = {
         402,
         {"error": {"code": 402, "message": "Insufficient account balance.", "type": "quota"}},
     ),
+    "http_403": (
+        403,
+        {"error": {"code": 403, "message": "This key may not use the model.", "type": "forbidden"}},
+    ),
+    "http_404": (
+        404,
+        {
+            "error": {
+                "message": "The model `no-such-model` does not exist.",
+                "type": "invalid_request_error",
+                "code": "model_not_found",
+            }
+        },
+    ),
+    # EvoLink's shape, with its advice.
     "http_429": (
         429,
-        {"error": {"code": 429, "message": "Rate limit exceeded.", "type": "rate_limit_error"}},
+        {
+            "error": {
+                "code": 429,
+                "message": "Rate limit exceeded.",
+                "type": "rate_limit_error",
+                "fallback_suggestion": "retry after 60 seconds",
+            }
+        },
     ),
     # Wrapped in a list, as gateways relaying Google's API do.
     "http_500": (
         500,
         [{"error": {"code": 500, "message": "Internal server error.", "status": "INTERNAL"}}],
     ),
+    "context_length": (
+        400,
+        {
+            "error": {
+                "message": "This model's maximum context length is 8192 tokens. "
+                "However, your messages resulted in 9001 tokens.",
+                "type": "invalid_request_error",
+                "code": "context_length_exceeded",
+            }
+        },
+    ),
 }
-_HTML_502 = (
-    b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
-    b"<body><h1>502 Bad Gateway</h1><hr><p>nginx</p></body></html>\n"
-)
+# Other bodies: an nginx page, plain text, and nothing at all.
+_OTHER_ERRORS: dict[str, tuple[int, bytes, bytes]] = {
+    "html_502": (
+        502,
+        b"text/html",
+        b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
+        b"<body><h1>502 Bad Gateway</h1><hr><p>nginx</p></body></html>\n",
+    ),
+    "http_413": (
+        413,
+        b"text/html",
+        b"<html><head><title>413 Request Entity Too Large</title></head>\n"
+        b"<body><center><h1>413 Request Entity Too Large</h1></center></body></html>\n",
+    ),
+    "http_503": (503, b"text/plain", b"Service temporarily unavailable"),
+    "http_504": (504, b"text/plain", b""),
+}
+# Long enough for any client to give up on a stalled stream first.
+STALL_SECONDS = 3600.0
+STALL_KEEPALIVE_INTERVAL = 0.05
 _STREAM_ERROR = {
     "error": {"code": 500, "message": "The model stopped unexpectedly.", "type": "server_error"}
 }
@@ -225,6 +307,7 @@ class FakeUpstream:
         self.config = config or FakeUpstreamConfig()
         self._port = port
         self._requests: list[RecordedRequest] = []
+        self._chat_requests = 0
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._active = 0
@@ -289,6 +372,7 @@ class FakeUpstream:
         config = FakeUpstreamConfig(**config_overrides)
         with self._lock:
             self._requests = []
+            self._chat_requests = 0
             self.config = config
 
     @property
@@ -323,6 +407,10 @@ class FakeUpstream:
         with self._lock:
             self._requests.append(record)
             self._active += 1
+            if scope["path"] == "/v1/chat/completions":
+                self._chat_requests += 1
+                if config.fail_first is not None and self._chat_requests > config.fail_first:
+                    config = dataclasses.replace(config, failure=None)
         try:
             if scope["method"] == "GET" and scope["path"] == "/v1/models":
                 await _send_json(send, 200, _models_payload(config.models))
@@ -425,13 +513,14 @@ def _models_payload(models: tuple[str, ...]) -> dict:
 
 
 async def _send_http_failure(send: Send, failure: str, retry_after: float | None) -> None:
-    if failure == "html_502":
-        await _send_bytes(send, 502, [(b"content-type", b"text/html")], _HTML_502)
-        return
-    status, payload = _JSON_ERRORS[failure]
     headers = []
     if retry_after is not None:
         headers.append((b"retry-after", format(retry_after, "g").encode()))
+    if failure in _OTHER_ERRORS:
+        status, content_type, body = _OTHER_ERRORS[failure]
+        await _send_bytes(send, status, [(b"content-type", content_type), *headers], body)
+        return
+    status, payload = _JSON_ERRORS[failure]
     await _send_json(send, status, payload, headers)
 
 
@@ -478,6 +567,8 @@ def _stream_steps(
             return
         if index == fail_at and config.failure == "malformed_chunk":
             yield _MALFORMED
+        if index == fail_at and config.failure == "stall_mid_stream":
+            yield from _stall(keepalive_comments=config.keepalive_comments)
         if index and config.token_interval:
             yield float(config.token_interval)
         if config.keepalive_comments and index % KEEPALIVE_EVERY == KEEPALIVE_EVERY - 1:
@@ -493,6 +584,16 @@ def _stream_steps(
         yield encoder.finish(config.finish_reason, usage)
     if config.failure != "no_done":
         yield DONE
+
+
+def _stall(*, keepalive_comments: bool) -> Iterator[bytes | float]:
+    """An hour with no new text: silence, or keep-alive comments only."""
+    if not keepalive_comments:
+        yield STALL_SECONDS
+        return
+    for _ in range(round(STALL_SECONDS / STALL_KEEPALIVE_INTERVAL)):
+        yield STALL_KEEPALIVE_INTERVAL
+        yield KEEPALIVE
 
 
 async def _stream(send: Send, split_writes: bool, steps: Iterator[bytes | float | None]) -> None:
@@ -523,6 +624,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reasoning", default="")
     parser.add_argument("--finish-reason", default="stop")
     parser.add_argument("--failure", choices=FAILURES, default=None)
+    parser.add_argument("--fail-first", type=int, default=None, help="then succeed")
     parser.add_argument("--retry-after", type=float, default=None)
     parser.add_argument("--split-writes", action="store_true")
     args = parser.parse_args(argv)
@@ -534,6 +636,7 @@ def main(argv: list[str] | None = None) -> None:
         reasoning=args.reasoning,
         finish_reason=args.finish_reason,
         failure=args.failure,
+        fail_first=args.fail_first,
         retry_after=args.retry_after,
         split_writes=args.split_writes,
     )

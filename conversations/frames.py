@@ -2,6 +2,7 @@
 
 from django.template.loader import render_to_string
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from conversations.models import Message
 
@@ -41,3 +42,26 @@ def message_frame(message: Message) -> str:
     return render_to_string(
         "conversations/partials/_message.html", {"message": message, "oob": True}
     )
+
+
+def exchange_frame(messages: list[Message]) -> str:
+    """Messages to add at the end of the page; it skips those it already shows.
+
+    A tab that did not send the message (or missed it while reconnecting) learns of
+    the new exchange this way.
+    """
+    articles = SafeString(
+        "".join(
+            render_to_string("conversations/partials/_message.html", {"message": message})
+            for message in messages
+        )
+    )
+    return format_html('<div hx-swap-oob="beforeend:#messages">{}</div>', articles)
+
+
+def state_frame(exchange: list[Message]) -> str:
+    """The latest exchange, added if missing, then its reply as stored (empty: no reply)."""
+    replies = [message for message in exchange if message.role == Message.Role.ASSISTANT]
+    if not replies:
+        return ""
+    return exchange_frame(exchange) + message_frame(replies[-1])

@@ -4,29 +4,39 @@ A generation runs as an asyncio task in the process that accepted the message. I
 publishes HTML frames to the conversation's Channels group: the first text the moment
 it arrives, then coalesced deltas (only the new text) every ``WEBCHAT_FRAME_INTERVAL``,
 a full Markdown re-render every ``WEBCHAT_RENDER_INTERVAL``, and a final render at the
-end. Progress is written to the database every ``WEBCHAT_SAVE_INTERVAL``, never per
-token. Frames carry text offsets so a page can tell which text it already has.
+end. Progress and a heartbeat are written to the database every ``WEBCHAT_SAVE_INTERVAL``,
+never per token. Frames carry text offsets so a page can tell which text it already has.
+
+When the upstream fails, ``failures.failure_for`` decides: wait and try again (a rate
+limit, or a server error before any text), or stop and store the reply with what arrived
+and a message for the user. A process sends at most ``WEBCHAT_MAX_UPSTREAM_PER_PROCESS``
+requests at once; replies beyond that wait for a slot, and say so.
 """
 
 import asyncio
 import contextlib
 import contextvars
 import logging
+import math
 import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from weakref import WeakKeyDictionary
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from conversations import frames
+from conversations import failures, frames, services
+from conversations.failures import Failure, RetryPolicy, StreamStalled
 from conversations.models import Message
-from conversations.services import history_for_reply
 from conversations.upstream import (
     ChatRequest,
     ContentDelta,
     Finished,
     ReasoningDelta,
+    StreamEvent,
     UpstreamError,
     Usage,
     UsageReport,
@@ -35,11 +45,11 @@ from conversations.upstream import (
 
 logger = logging.getLogger(__name__)
 
-INTERRUPTED = "The reply was interrupted before it finished."
-UNEXPECTED_FAILURE = "Something went wrong while getting the reply. Please try again."
-
 # Strong references to running generations: asyncio keeps only weak ones.
 _running: dict[int, asyncio.Task] = {}
+_upstream_slots: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    WeakKeyDictionary()
+)
 
 
 def start_generation(reply: Message) -> asyncio.Task:
@@ -63,22 +73,70 @@ def control_group_name(conversation_id: int) -> str:
     return f"conversation_{conversation_id}_generation"
 
 
+def upstream_slots() -> asyncio.Semaphore:
+    """This process's (this event loop's) cap on concurrent upstream requests."""
+    loop = asyncio.get_running_loop()
+    slots = _upstream_slots.get(loop)
+    if slots is None:
+        slots = asyncio.Semaphore(settings.WEBCHAT_MAX_UPSTREAM_PER_PROCESS)
+        _upstream_slots[loop] = slots
+    return slots
+
+
+def _retry_policy() -> RetryPolicy:
+    return RetryPolicy(
+        rate_limit_retries=settings.WEBCHAT_RATE_LIMIT_MAX_RETRIES,
+        server_error_retries=settings.WEBCHAT_SERVER_ERROR_RETRIES,
+        max_wait=settings.WEBCHAT_RATE_LIMIT_MAX_WAIT,
+        base_delay=settings.WEBCHAT_RETRY_BASE_DELAY,
+    )
+
+
+def _stored_usage(reply: Message) -> Usage:
+    return Usage(
+        prompt_tokens=reply.prompt_tokens or 0,
+        completion_tokens=reply.completion_tokens or 0,
+        total_tokens=reply.total_tokens or 0,
+        cached_tokens=reply.cached_tokens or 0,
+        reasoning_tokens=reply.reasoning_tokens or 0,
+        image_tokens=reply.image_tokens or 0,
+    )
+
+
+def _exchange_html(conversation_id: int) -> str:
+    return frames.exchange_frame(services.latest_exchange(conversation_id=conversation_id))
+
+
+class GenerationFailed(Exception):
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
 class ReplyGeneration:
     def __init__(self, reply: Message) -> None:
         self.reply = reply
         self.group = f"conversation_{reply.conversation_id}"
         self.layer = get_channel_layer()
-        self.content: list[str] = []
-        self.reasoning: list[str] = []
-        self.content_length = 0
-        self.reasoning_length = 0
-        self.sent_content_length = 0
-        self.sent_reasoning_length = 0
-        self.saved_lengths = (0, 0)
+        # Continuing a reply appends to the text it has; offsets go on from its end.
+        self.content: list[str] = [reply.content] if reply.content else []
+        self.reasoning: list[str] = [reply.reasoning] if reply.reasoning else []
+        self.content_length = len(reply.content)
+        self.reasoning_length = len(reply.reasoning)
+        self.lengths_at_start = (self.content_length, self.reasoning_length)
+        self.sent_content_length = self.content_length
+        self.sent_reasoning_length = self.reasoning_length
+        self.saved_lengths = self.lengths_at_start
+        self.usage_before = _stored_usage(reply)
+        # The heartbeat this generation stored last; see _store.
+        self.heartbeat_at = reply.heartbeat_at
+        self.owns_reply = True
         self.changed = asyncio.Event()
         self.started_at = 0.0
+        self.task: asyncio.Task | None = None
 
     async def run(self) -> None:
+        self.task = asyncio.current_task()
         self.started_at = time.monotonic()
         background = [
             asyncio.create_task(self._publish_frames()),
@@ -86,40 +144,102 @@ class ReplyGeneration:
             asyncio.create_task(self._answer_sync_requests()),
         ]
         try:
-            await self._stream()
+            await self._announce()
+            await self._generate()
             self.reply.status = Message.Status.COMPLETE
-        except UpstreamError as error:
-            self._fail(error.message)
+        except GenerationFailed as failed:
+            self._log_failure(failed)
+            self._fail(failed.failure)
         except asyncio.CancelledError:
-            self._fail(INTERRUPTED)
-            raise
+            if self.owns_reply:
+                self._fail(Failure(failures.INTERRUPTED, failures.INTERRUPTED_MESSAGE))
+                raise
+            self.task.uncancel()  # cancelled by _give_up_reply, not by anyone else
         except Exception:
             logger.exception("Generating reply %s failed", self.reply.pk)
-            self._fail(UNEXPECTED_FAILURE)
+            self._fail(Failure(failures.INTERNAL, failures.INTERNAL_MESSAGE))
         finally:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await asyncio.shield(self._finish())
 
-    async def _stream(self) -> None:
-        messages = await sync_to_async(history_for_reply)(self.reply)
+    async def _announce(self) -> None:
+        """Show the exchange in every open tab, and this reply as waiting for the model."""
+        exchange = await sync_to_async(_exchange_html)(self.reply.conversation_id)
+        await self._send(exchange + frames.message_frame(self.reply))
+
+    async def _generate(self) -> None:
+        messages = await sync_to_async(services.history_for_reply)(self.reply)
         request = ChatRequest(model=self.reply.model, messages=messages)
-        async for event in get_client().stream_chat(request):
-            if isinstance(event, ContentDelta):
-                self._note_first_token()
-                self.content.append(event.text)
-                self.content_length += len(event.text)
-                self.changed.set()
-            elif isinstance(event, ReasoningDelta):
-                self._note_first_token()
-                self.reasoning.append(event.text)
-                self.reasoning_length += len(event.text)
-                self.changed.set()
-            elif isinstance(event, Finished):
-                self.reply.finish_reason = event.reason
-            elif isinstance(event, UsageReport):
-                self._record_usage(event.usage)
+        policy = _retry_policy()
+        retries: Counter[str] = Counter()
+        while True:
+            try:
+                async with self._upstream_slot():
+                    await self._stream(request)
+                return
+            except (UpstreamError, StreamStalled) as error:
+                failure = failures.failure_for(
+                    error, text_arrived=self._text_arrived(), retries=retries, policy=policy
+                )
+                if failure.retry_in is None:
+                    raise GenerationFailed(failure) from error
+                retries[failure.code] += 1
+                logger.warning(
+                    "Reply %s: %s Retrying in %.1f s.", self.reply.pk, error, failure.retry_in
+                )
+                await self._wait_to_retry(failure)
+
+    @contextlib.asynccontextmanager
+    async def _upstream_slot(self) -> AsyncIterator[None]:
+        slots = upstream_slots()
+        queued = slots.locked()
+        if queued:
+            await self._show_notice(failures.WAITING_FOR_SLOT)
+        async with slots:
+            if queued:
+                await self._show_notice("")
+            yield
+
+    async def _stream(self, request: ChatRequest) -> None:
+        """Stream one attempt; once text flows, a pause of WEBCHAT_STALL_TIMEOUT ends it."""
+        stall_timeout = settings.WEBCHAT_STALL_TIMEOUT
+        loop = asyncio.get_running_loop()
+        watchdog = asyncio.timeout(None)
+        try:
+            async with (
+                watchdog,
+                contextlib.aclosing(get_client().stream_chat(request)) as events,
+            ):
+                async for event in events:
+                    self._apply(event)
+                    if self._text_arrived():
+                        watchdog.reschedule(loop.time() + stall_timeout)
+        except TimeoutError:
+            if watchdog.expired():
+                raise StreamStalled(stall_timeout) from None
+            raise
+
+    def _apply(self, event: StreamEvent) -> None:
+        if isinstance(event, ContentDelta):
+            self._note_first_token()
+            self.content.append(event.text)
+            self.content_length += len(event.text)
+            self.changed.set()
+        elif isinstance(event, ReasoningDelta):
+            self._note_first_token()
+            self.reasoning.append(event.text)
+            self.reasoning_length += len(event.text)
+            self.changed.set()
+        elif isinstance(event, Finished):
+            self.reply.finish_reason = event.reason
+        elif isinstance(event, UsageReport):
+            self._record_usage(event.usage)
+
+    def _text_arrived(self) -> bool:
+        """Whether this generation has received any text (not counting continued text)."""
+        return (self.content_length, self.reasoning_length) != self.lengths_at_start
 
     def _note_first_token(self) -> None:
         if self.reply.time_to_first_token_ms is None:
@@ -128,16 +248,49 @@ class ReplyGeneration:
             self.reply.status = Message.Status.STREAMING
 
     def _record_usage(self, usage: Usage) -> None:
-        self.reply.prompt_tokens = usage.prompt_tokens
-        self.reply.completion_tokens = usage.completion_tokens
-        self.reply.total_tokens = usage.total_tokens
-        self.reply.cached_tokens = usage.cached_tokens
-        self.reply.reasoning_tokens = usage.reasoning_tokens
-        self.reply.image_tokens = usage.image_tokens
+        total = self.usage_before + usage
+        self.reply.prompt_tokens = total.prompt_tokens
+        self.reply.completion_tokens = total.completion_tokens
+        self.reply.total_tokens = total.total_tokens
+        self.reply.cached_tokens = total.cached_tokens
+        self.reply.reasoning_tokens = total.reasoning_tokens
+        self.reply.image_tokens = total.image_tokens
 
-    def _fail(self, reason: str) -> None:
-        self.reply.status = Message.Status.ERROR
-        self.reply.error = reason
+    async def _wait_to_retry(self, failure: Failure) -> None:
+        """Wait ``failure.retry_in`` seconds, counting down in the reply bubble."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (failure.retry_in or 0.0)
+        while (left := deadline - loop.time()) > 0:
+            await self._show_notice(failures.retry_notice(failure.code, left))
+            # Wake when the whole number of seconds shown changes.
+            await asyncio.sleep(left - (math.ceil(left) - 1))
+        await self._show_notice("")
+
+    async def _show_notice(self, notice: str) -> None:
+        self.reply.notice = notice
+        await self._send_full_render()
+
+    def _fail(self, failure: Failure) -> None:
+        has_text = self.content_length or self.reasoning_length
+        self.reply.status = Message.Status.INTERRUPTED if has_text else Message.Status.ERROR
+        self.reply.error = failure.message
+        self.reply.error_code = failure.code
+
+    def _log_failure(self, failed: GenerationFailed) -> None:
+        failure, cause = failed.failure, failed.__cause__
+        status = getattr(cause, "status_code", None)
+        if failure.alert_admin:
+            # The message is scrubbed of the API key by the upstream client.
+            logger.error(
+                "The upstream refused reply %s with HTTP %s (%s): %s "
+                "Check WEBCHAT_API_KEY and the account's credit.",
+                self.reply.pk,
+                status,
+                failure.code,
+                cause,
+            )
+        else:
+            logger.warning("Reply %s failed (%s): %s", self.reply.pk, failure.code, cause)
 
     def _sync_text(self) -> None:
         """Copy the text received so far onto the in-memory reply."""
@@ -181,7 +334,8 @@ class ReplyGeneration:
         )
         self.sent_content_length = len(content)
         self.sent_reasoning_length = len(reasoning)
-        await self._send(html)
+        if html:  # empty when a full render went out since the text last changed
+            await self._send(html)
 
     async def _send_full_render(self) -> None:
         self._sync_text()
@@ -190,18 +344,42 @@ class ReplyGeneration:
         await self._send(frames.message_frame(self.reply))
 
     async def _save_progress_periodically(self) -> None:
-        while True:
+        """Store the text so far (when it grew) and a fresh heartbeat, until done."""
+        while self.owns_reply:
             await asyncio.sleep(settings.WEBCHAT_SAVE_INTERVAL)
+            self._sync_text()
             lengths = (self.content_length, self.reasoning_length)
+            fields: dict = {
+                "status": self.reply.status,
+                "time_to_first_token_ms": self.reply.time_to_first_token_ms,
+            }
             if lengths != self.saved_lengths:
-                self._sync_text()
-                await Message.objects.filter(pk=self.reply.pk).aupdate(
-                    content=self.reply.content,
-                    reasoning=self.reply.reasoning,
-                    status=self.reply.status,
-                    time_to_first_token_ms=self.reply.time_to_first_token_ms,
-                )
+                fields.update(content=self.reply.content, reasoning=self.reply.reasoning)
+            if await self._store(fields):
                 self.saved_lengths = lengths
+            else:
+                self._give_up_reply()
+
+    async def _store(self, fields: dict) -> bool:
+        """Write ``fields`` and a new heartbeat, unless the reply was taken over: marked
+        interrupted as stale, and maybe continued since (with a heartbeat of its own)."""
+        heartbeat_at = timezone.now()
+        stored = await Message.objects.filter(
+            pk=self.reply.pk, heartbeat_at=self.heartbeat_at, status__in=Message.ACTIVE_STATUSES
+        ).aupdate(**fields, heartbeat_at=heartbeat_at)
+        if stored:
+            self.heartbeat_at = heartbeat_at
+        return bool(stored)
+
+    def _give_up_reply(self) -> None:
+        logger.warning(
+            "Reply %s was marked interrupted while still being generated (was the process "
+            "stalled longer than WEBCHAT_STALE_REPLY_SECONDS?); this generation stops.",
+            self.reply.pk,
+        )
+        self.owns_reply = False
+        if self.task is not None:
+            self.task.cancel()
 
     async def _answer_sync_requests(self) -> None:
         """Send a full render whenever a socket joins, so a late page catches up at once."""
@@ -218,24 +396,31 @@ class ReplyGeneration:
 
     async def _finish(self) -> None:
         self._sync_text()
+        self.reply.notice = ""
         self.reply.completed_at = timezone.now()
+        shown = self.reply
         try:
-            await self.reply.asave(
-                update_fields=[
-                    "content",
-                    "reasoning",
-                    "status",
-                    "finish_reason",
-                    "error",
-                    "prompt_tokens",
-                    "completion_tokens",
-                    "total_tokens",
-                    "cached_tokens",
-                    "reasoning_tokens",
-                    "image_tokens",
-                    "time_to_first_token_ms",
-                    "completed_at",
-                ]
-            )
+            if not (self.owns_reply and await self._store(self._final_fields())):
+                logger.warning("Reply %s was taken over; its final state is not stored.", shown.pk)
+                shown = await Message.objects.aget(pk=self.reply.pk)
         finally:
-            await self._send(frames.message_frame(self.reply))
+            await self._send(frames.message_frame(shown))
+
+    def _final_fields(self) -> dict:
+        names = [
+            "content",
+            "reasoning",
+            "status",
+            "finish_reason",
+            "error",
+            "error_code",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "cached_tokens",
+            "reasoning_tokens",
+            "image_tokens",
+            "time_to_first_token_ms",
+            "completed_at",
+        ]
+        return {name: getattr(self.reply, name) for name in names}

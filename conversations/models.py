@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
+from conversations import failures
+
 
 class Conversation(models.Model):
     owner = models.ForeignKey(
@@ -84,9 +86,37 @@ class Message(models.Model):
     def __str__(self) -> str:
         return f"{self.role} message {self.pk}"
 
+    # A passing state of a running generation, shown in its bubble ("Rate limited, retrying
+    # in 3 s…"); set on the in-memory reply only, never stored.
+    notice = ""
+
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def is_cut_off(self) -> bool:
+        """Complete, but stopped by the token limit."""
+        return self.status == self.Status.COMPLETE and self.finish_reason == "length"
+
+    @property
+    def can_be_retried(self) -> bool:
+        return self.role == self.Role.ASSISTANT and (
+            self.status in (self.Status.ERROR, self.Status.INTERRUPTED) or self.is_cut_off
+        )
+
+    @property
+    def can_be_continued(self) -> bool:
+        return self.can_be_retried and bool(self.content)
+
+    @property
+    def offers_retry(self) -> bool:
+        """Whether the bubble shows Retry: not when retrying cannot help (a rejected key)."""
+        return self.can_be_retried and self.error_code not in failures.HOPELESS_CODES
+
+    @property
+    def offers_continue(self) -> bool:
+        return self.can_be_continued and self.error_code not in failures.HOPELESS_CODES
 
     @property
     def dom_id(self) -> str:

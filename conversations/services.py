@@ -4,22 +4,35 @@ These are synchronous (they run in transactions); async callers wrap them with
 ``sync_to_async``. Each one validates first and changes nothing when it refuses.
 """
 
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
-from conversations.models import Conversation, Message
+from conversations import attachments, failures
+from conversations.images import NormalizedImage
+from conversations.models import Attachment, Conversation, Message
 
 TITLE_MAX_CHARS = 60
+STILL_WRITING = "A reply is still being written in this conversation. Wait for it to finish."
+CONTINUE_INSTRUCTION = (
+    "Continue your previous reply exactly where it stopped. Do not repeat what you already wrote."
+)
 
 
 class MessageRefused(Exception):
     """A message that cannot be sent; ``str(error)`` is shown to the user."""
 
 
-def message_text_clean(text: str) -> str:
-    if not text or not text.strip():
+def message_text_clean(text: str, *, with_images: bool = False) -> str:
+    """The text to save; it may be empty only when images go with it."""
+    if not with_images and (not text or not text.strip()):
         raise MessageRefused("Type a message before sending.")
     limit = settings.WEBCHAT_MAX_MESSAGE_CHARS
     if len(text) > limit:
@@ -27,6 +40,15 @@ def message_text_clean(text: str) -> str:
             f"This message is {len(text):,} characters long; the limit is {limit:,}."
         )
     return text.strip()
+
+
+def image_count_check(count: int) -> None:
+    limit = settings.WEBCHAT_MAX_IMAGES_PER_MESSAGE
+    if count > limit:
+        raise MessageRefused(
+            f"This message has {count} images; the limit is {limit} per message. "
+            "Remove some and send again."
+        )
 
 
 def title_from_text(text: str) -> str:
@@ -42,23 +64,36 @@ def default_model() -> str:
     return settings.WEBCHAT_MODELS[0]
 
 
-def conversation_start(*, owner: AbstractBaseUser, text: str) -> tuple[Conversation, Message]:
+def conversation_start(
+    *, owner: AbstractBaseUser, text: str, images: Sequence[NormalizedImage] = ()
+) -> tuple[Conversation, Message]:
     """Create a conversation with its first message; return it and the pending reply."""
-    text = message_text_clean(text)
-    with transaction.atomic():
-        conversation = Conversation.objects.create(
-            owner=owner, title=title_from_text(text), model=default_model()
+    text = message_text_clean(text, with_images=bool(images))
+    image_count_check(len(images))
+    title = title_from_text(text) or title_from_text(", ".join(i.original_name for i in images))
+    with attachments.files_stored(images) as unsaved_attachments, transaction.atomic():
+        _active_replies_check(owner_id=owner.pk)
+        conversation = Conversation.objects.create(owner=owner, title=title, model=default_model())
+        _user_message, reply = _exchange_create(
+            conversation=conversation, text=text, unsaved_attachments=unsaved_attachments
         )
-        _user_message, reply = _exchange_create(conversation=conversation, text=text)
     return conversation, reply
 
 
-def message_send(*, conversation: Conversation, text: str) -> tuple[Message, Message]:
-    """Add a user message and a pending reply to ``conversation``."""
-    text = message_text_clean(text)
+def message_send(
+    *, conversation: Conversation, text: str, images: Sequence[NormalizedImage] = ()
+) -> tuple[Message, Message]:
+    """Add a user message (with ``images`` attached) and a pending reply to ``conversation``."""
+    text = message_text_clean(text, with_images=bool(images))
+    image_count_check(len(images))
     try:
-        with transaction.atomic():
-            user_message, reply = _exchange_create(conversation=conversation, text=text)
+        with attachments.files_stored(images) as unsaved_attachments, transaction.atomic():
+            # A reply left active by a generation that died must not block the conversation.
+            stale_replies_interrupt(conversation=conversation)
+            _active_replies_check(owner_id=conversation.owner_id)
+            user_message, reply = _exchange_create(
+                conversation=conversation, text=text, unsaved_attachments=unsaved_attachments
+            )
             Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
     except IntegrityError:
         if conversation.messages.filter(status__in=Message.ACTIVE_STATUSES).exists():
@@ -70,24 +105,187 @@ def message_send(*, conversation: Conversation, text: str) -> tuple[Message, Mes
     return user_message, reply
 
 
-def _exchange_create(*, conversation: Conversation, text: str) -> tuple[Message, Message]:
+def _exchange_create(
+    *, conversation: Conversation, text: str, unsaved_attachments: Sequence[Attachment]
+) -> tuple[Message, Message]:
     user_message = Message.objects.create(
         conversation=conversation, role=Message.Role.USER, content=text
     )
+    for attachment in unsaved_attachments:
+        attachment.message = user_message
+    Attachment.objects.bulk_create(unsaved_attachments)
+    # Loaded now, so the page can render the message without querying from async code.
+    prefetch_related_objects([user_message], "attachments")
     reply = Message.objects.create(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         status=Message.Status.PENDING,
         model=conversation.model,
+        heartbeat_at=timezone.now(),
     )
     return user_message, reply
 
 
 def history_for_reply(reply: Message) -> list[dict]:
     """The messages to forward to the API for ``reply``: everything said before it."""
-    earlier = (
+    earlier = _latest_replies_only(
         reply.conversation.messages.filter(pk__lt=reply.pk)
         .exclude(role=Message.Role.ASSISTANT, content="")
-        .values_list("role", "content")
+        .prefetch_related("attachments")
     )
-    return [{"role": role, "content": content} for role, content in earlier]
+    forwarded_images = attachments.images_to_forward(earlier, settings.WEBCHAT_MAX_REQUEST_BYTES)
+    history = [_message_payload(message, forwarded_images) for message in earlier]
+    if reply.content:
+        # Continuing a reply: the model sees its own partial text and is asked to go on.
+        history += [
+            {"role": "assistant", "content": reply.content},
+            {"role": "user", "content": CONTINUE_INSTRUCTION},
+        ]
+    return history
+
+
+def _message_payload(message: Message, forwarded_images: set[int]) -> dict:
+    """One message as the API takes it; images not in ``forwarded_images`` become a note."""
+    return {"role": message.role, "content": attachments.message_content(message, forwarded_images)}
+
+
+def latest_exchange(*, conversation_id: int) -> list[Message]:
+    """The conversation's last user message and every message after it (its replies)."""
+    messages = Message.objects.filter(conversation_id=conversation_id)
+    last_question = messages.filter(role=Message.Role.USER).order_by("-pk").first()
+    if last_question is None:
+        return list(messages.order_by("-pk")[:1])
+    return list(messages.filter(pk__gte=last_question.pk).prefetch_related("attachments"))
+
+
+def _latest_replies_only(messages: Iterable[Message]) -> list[Message]:
+    """Drop each assistant message that another assistant message follows (a retried reply).
+
+    A reply being generated counts as following the messages before it, so the replies it
+    retries are left out of its own history.
+    """
+    kept: list[Message] = []
+    for message in messages:
+        if kept and kept[-1].role == Message.Role.ASSISTANT == message.role:
+            kept.pop()
+        kept.append(message)
+    if kept and kept[-1].role == Message.Role.ASSISTANT:
+        kept.pop()
+    return kept
+
+
+def _stale_cutoff() -> datetime:
+    return timezone.now() - timedelta(seconds=settings.WEBCHAT_STALE_REPLY_SECONDS)
+
+
+def _stale(cutoff: datetime) -> Q:
+    return Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+
+
+def stale_replies_interrupt(*, conversation: Conversation | None = None) -> int:
+    """Mark active replies whose generation died interrupted, keeping their text.
+
+    A running generation refreshes its reply's heartbeat with every save, so only replies
+    silent for WEBCHAT_STALE_REPLY_SECONDS are touched: safe with several processes.
+    Returns how many replies were marked.
+    """
+    stale = Message.objects.filter(_stale(_stale_cutoff()), status__in=Message.ACTIVE_STATUSES)
+    if conversation is not None:
+        stale = stale.filter(conversation=conversation)
+    if not stale.exists():
+        return 0  # the usual case, answered by a read: opening a page takes no write lock
+    return stale.update(
+        status=Message.Status.INTERRUPTED,
+        error=failures.SERVER_STOPPED_MESSAGE,
+        error_code=failures.INTERRUPTED,
+        completed_at=timezone.now(),
+    )
+
+
+def _active_replies_check(*, owner_id: int) -> None:
+    """Refuse a new reply when the user has as many being written as allowed."""
+    # Locking the user's row makes concurrent requests of one user take turns here.
+    get_user_model().objects.select_for_update().filter(pk=owner_id).first()
+    active = (
+        Message.objects.filter(conversation__owner_id=owner_id, status__in=Message.ACTIVE_STATUSES)
+        .exclude(_stale(_stale_cutoff()))
+        .count()
+    )
+    limit = settings.WEBCHAT_MAX_ACTIVE_REPLIES_PER_USER
+    if active >= limit:
+        raise MessageRefused(
+            f"You have {active} replies being written already, the most allowed at once. "
+            "Wait for one to finish, then try again."
+        )
+
+
+def reply_retry(*, reply: Message) -> Message:
+    """Start a new reply in place of ``reply``, which failed, was interrupted or cut short.
+
+    The old reply stays as it is; the new one follows it, and from then on only the new
+    one is forwarded to the model (see ``history_for_reply``).
+    """
+    if not reply.can_be_retried:
+        raise MessageRefused(
+            "Only a reply that failed, was interrupted or was cut short can be retried."
+        )
+    conversation = reply.conversation
+    with _one_active_reply(conversation), transaction.atomic():
+        _reply_restart_check(reply)
+        retry = Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.PENDING,
+            model=conversation.model,
+            heartbeat_at=timezone.now(),
+        )
+        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+    return retry
+
+
+def reply_continue(*, reply: Message) -> Message:
+    """Generate more of ``reply`` into the same message, after the text it already has."""
+    if not reply.can_be_continued:
+        raise MessageRefused("Only a reply that was interrupted or cut short can be continued.")
+    conversation = reply.conversation
+    changes = {
+        "status": Message.Status.PENDING,
+        "error": "",
+        "error_code": "",
+        "finish_reason": "",
+        "completed_at": None,
+        "time_to_first_token_ms": None,
+        "heartbeat_at": timezone.now(),
+    }
+    with _one_active_reply(conversation), transaction.atomic():
+        _reply_restart_check(reply)
+        claimed = Message.objects.filter(pk=reply.pk, status=reply.status).update(**changes)
+        if not claimed:
+            raise MessageRefused("This reply changed in the meantime. Reload the page.")
+        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+    for name, value in changes.items():
+        setattr(reply, name, value)
+    return reply
+
+
+def _reply_restart_check(reply: Message) -> None:
+    """Refuse to retry or continue a reply while another is written, or a later one exists."""
+    conversation = reply.conversation
+    stale_replies_interrupt(conversation=conversation)
+    later = conversation.messages.filter(pk__gt=reply.pk)
+    if later.filter(status__in=Message.ACTIVE_STATUSES).exists():
+        raise MessageRefused(STILL_WRITING)
+    if later.exists():
+        raise MessageRefused("Only the latest reply can be retried or continued.")
+    _active_replies_check(owner_id=conversation.owner_id)
+
+
+@contextmanager
+def _one_active_reply(conversation: Conversation) -> Iterator[None]:
+    """Turn the database's one-active-reply rule into a refusal the user can read."""
+    try:
+        yield
+    except IntegrityError:
+        if conversation.messages.filter(status__in=Message.ACTIVE_STATUSES).exists():
+            raise MessageRefused(STILL_WRITING) from None
+        raise

@@ -8,7 +8,7 @@ import contextlib
 import json
 import math
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Literal, Self
@@ -20,6 +20,11 @@ from httpx_sse import EventSource, ServerSentEvent
 MAX_ERROR_MESSAGE_CHARS = 300
 REDACTED = "[redacted]"
 DRAIN_SECONDS = 0.5
+
+# Messages of the "stream" errors this client detects itself.
+NOT_AN_EVENT_STREAM = "The upstream did not answer with an event stream."
+MALFORMED_CHUNK = "The upstream sent a malformed chunk."
+ENDED_EARLY = "The upstream stream ended before it was complete."
 
 ErrorKind = Literal["http", "stream", "timeout", "connection"]
 
@@ -76,6 +81,10 @@ class Usage:
             reasoning_tokens=_count(completion.get("reasoning_tokens")),
         )
 
+    def __add__(self, other: "Usage") -> "Usage":
+        names = [field.name for field in fields(self)]
+        return Usage(**{name: getattr(self, name) + getattr(other, name) for name in names})
+
 
 def _count(value: object) -> int:
     try:
@@ -125,6 +134,9 @@ class UpstreamError(Exception):
       stream that ended without ``[DONE]``, or a body that is not what was asked for);
     - "timeout": connecting or waiting for data took too long;
     - "connection": the upstream could not be reached, or dropped the connection.
+
+    ``code`` is the upstream's own error code or type when it sent one (e.g.
+    "context_length_exceeded", "rate_limit_error").
     """
 
     def __init__(
@@ -134,12 +146,14 @@ class UpstreamError(Exception):
         kind: ErrorKind,
         status_code: int | None = None,
         retry_after: float | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.kind = kind
         self.status_code = status_code
         self.retry_after = retry_after
+        self.code = code
 
 
 def error_message_from_body(body: str) -> str | None:
@@ -175,6 +189,29 @@ def error_message_from_payload(data: object) -> str | None:
         value = source.get(key)
         if isinstance(value, str) and value.strip():
             return _shorten(value)
+    return None
+
+
+def error_code_from_body(body: str) -> str | None:
+    """The error's ``code`` (if a string) or else its ``type``, from a JSON error body."""
+    try:
+        return error_code_from_payload(json.loads(body))
+    except ValueError:
+        return None
+
+
+def error_code_from_payload(data: object) -> str | None:
+    """The code of a parsed error object (see ``error_code_from_body``)."""
+    if isinstance(data, list):
+        data = data[0] if data else None
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    source = error if isinstance(error, dict) else data
+    for key in ("code", "type"):
+        value = source.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
     return None
 
 
@@ -259,7 +296,7 @@ class UpstreamClient:
                     await response.aread()
                     message = error_message_from_body(response.text)
                     raise self._error(
-                        message or "The upstream did not answer with an event stream.",
+                        message or NOT_AN_EVENT_STREAM,
                         kind="stream",
                     )
                 sse_events = EventSource(response).aiter_sse()
@@ -275,16 +312,16 @@ class UpstreamClient:
                         if chunk.get("error"):
                             message = error_message_from_payload(chunk)
                             raise self._error(
-                                message or "The upstream reported an error.", kind="stream"
+                                message or "The upstream reported an error.",
+                                kind="stream",
+                                code=error_code_from_payload(chunk),
                             )
                         events = _chunk_events(chunk)
                     except (ValueError, LookupError, TypeError, AttributeError):
-                        raise self._error(
-                            "The upstream sent a malformed chunk.", kind="stream"
-                        ) from None
+                        raise self._error(MALFORMED_CHUNK, kind="stream") from None
                     for event in events:
                         yield event
-            raise self._error("The upstream stream ended before it was complete.", kind="stream")
+            raise self._error(ENDED_EARLY, kind="stream")
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc
 
@@ -322,6 +359,7 @@ class UpstreamClient:
             kind="http",
             status_code=status,
             retry_after=parse_retry_after(response.headers.get("retry-after")),
+            code=error_code_from_body(response.text),
         )
 
     def _transport_error(self, exc: httpx.HTTPError) -> UpstreamError:
@@ -339,11 +377,14 @@ class UpstreamClient:
         kind: ErrorKind,
         status_code: int | None = None,
         retry_after: float | None = None,
+        code: str | None = None,
     ) -> UpstreamError:
         # Error bodies and transport messages may echo the key back; never pass it on.
         if self._api_key:
             message = message.replace(self._api_key, REDACTED)
-        return UpstreamError(message, kind=kind, status_code=status_code, retry_after=retry_after)
+        return UpstreamError(
+            message, kind=kind, status_code=status_code, retry_after=retry_after, code=code
+        )
 
 
 def _chunk_events(chunk: dict) -> list[StreamEvent]:

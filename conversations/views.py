@@ -1,17 +1,25 @@
+import asyncio
+from pathlib import PurePath
+
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
+from django.db.models.fields.files import FieldFile
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.cache import patch_cache_control
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
-from conversations import services
+from conversations import attachments, images, services
 from conversations.forms import FirstAdminForm
 from conversations.generation import start_generation
-from conversations.models import Conversation, Message
+from conversations.models import Attachment, Conversation, Message
 
 SIDEBAR_LIMIT = 100
+# Stored images never change, but access to them can end: browsers keep them a day.
+ATTACHMENT_MAX_AGE = 24 * 60 * 60
 
 
 async def _get_conversation_for_user(request: HttpRequest, conversation_id: int) -> Conversation:
@@ -39,7 +47,9 @@ async def _chat_page(
 ) -> HttpResponse:
     messages: list[Message] = []
     if conversation is not None:
-        messages = [message async for message in conversation.messages.all()]
+        messages = [
+            message async for message in conversation.messages.prefetch_related("attachments")
+        ]
     context = {
         "conversation": conversation,
         "chat_messages": messages,
@@ -70,15 +80,40 @@ async def index(request: HttpRequest) -> HttpResponse:
 @require_GET
 async def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpResponse:
     conversation = await _get_conversation_for_user(request, conversation_id)
+    # A reply whose generation died (a killed server) shows as interrupted, not streaming.
+    await sync_to_async(services.stale_replies_interrupt)(conversation=conversation)
     return await _chat_page(request, conversation)
+
+
+async def _posted_images(request: HttpRequest, text: str) -> list[images.NormalizedImage]:
+    """The posted images, normalized one at a time in a worker thread once the cheap checks
+    pass; a refusal names every file that was rejected."""
+    uploads = request.FILES.getlist("images")
+    services.message_text_clean(text, with_images=bool(uploads))
+    services.image_count_check(len(uploads))
+    limits = attachments.image_limits()
+    normalized, rejections = [], []
+    for upload in uploads:
+        try:
+            normalized.append(
+                await asyncio.to_thread(
+                    images.normalize, upload, filename=upload.name, limits=limits
+                )
+            )
+        except images.ImageRejected as rejection:
+            rejections.append(str(rejection))
+    if rejections:
+        raise services.MessageRefused(" ".join(rejections))
+    return normalized
 
 
 @require_POST
 async def conversation_create(request: HttpRequest) -> HttpResponse:
     text = request.POST.get("text", "")
     try:
+        posted_images = await _posted_images(request, text)
         conversation, reply = await sync_to_async(services.conversation_start)(
-            owner=await request.auser(), text=text
+            owner=await request.auser(), text=text, images=posted_images
         )
     except services.MessageRefused as refusal:
         return await _refused(request, None, text, str(refusal))
@@ -93,8 +128,9 @@ async def message_create(request: HttpRequest, conversation_id: int) -> HttpResp
     conversation = await _get_conversation_for_user(request, conversation_id)
     text = request.POST.get("text", "")
     try:
+        posted_images = await _posted_images(request, text)
         user_message, reply = await sync_to_async(services.message_send)(
-            conversation=conversation, text=text
+            conversation=conversation, text=text, images=posted_images
         )
     except services.MessageRefused as refusal:
         return await _refused(request, conversation, text, str(refusal))
@@ -106,6 +142,88 @@ async def message_create(request: HttpRequest, conversation_id: int) -> HttpResp
             {"chat_messages": [user_message, reply]},
         )
     return redirect(conversation)
+
+
+async def _get_reply(conversation: Conversation, message_id: int) -> Message:
+    try:
+        return await conversation.messages.select_related("conversation").aget(pk=message_id)
+    except Message.DoesNotExist:
+        raise Http404("No such message.") from None
+
+
+@require_POST
+async def reply_retry(request: HttpRequest, conversation_id: int, message_id: int) -> HttpResponse:
+    """Answer again in a new reply after a failed, interrupted or cut-off one."""
+    conversation = await _get_conversation_for_user(request, conversation_id)
+    reply = await _get_reply(conversation, message_id)
+    try:
+        retry = await sync_to_async(services.reply_retry)(reply=reply)
+    except services.MessageRefused as refusal:
+        return await _refused(request, conversation, "", str(refusal))
+    start_generation(retry)
+    if request.htmx:
+        return render(request, "conversations/partials/_message.html", {"message": retry})
+    return redirect(conversation)
+
+
+@require_POST
+async def reply_continue(
+    request: HttpRequest, conversation_id: int, message_id: int
+) -> HttpResponse:
+    """Generate more of an interrupted or cut-off reply, into the same message."""
+    conversation = await _get_conversation_for_user(request, conversation_id)
+    reply = await _get_reply(conversation, message_id)
+    try:
+        reply = await sync_to_async(services.reply_continue)(reply=reply)
+    except services.MessageRefused as refusal:
+        return await _refused(request, conversation, "", str(refusal))
+    start_generation(reply)
+    if request.htmx:
+        return render(request, "conversations/partials/_message.html", {"message": reply})
+    return redirect(conversation)
+
+
+async def _get_attachment_for_user(request: HttpRequest, attachment_id: int) -> Attachment:
+    """An attachment the user may see; any other answers 404, revealing nothing."""
+    visible = attachments.attachments_visible_to(await request.auser())
+    try:
+        return await visible.aget(pk=attachment_id)
+    except Attachment.DoesNotExist:
+        raise Http404("No such image.") from None
+
+
+@require_GET
+async def attachment_image(request: HttpRequest, attachment_id: int) -> HttpResponse:
+    attachment = await _get_attachment_for_user(request, attachment_id)
+    # The stored format may differ from the original's, and so its extension.
+    extension = PurePath(attachment.image.name).suffix
+    filename = PurePath(attachment.original_name).stem + extension
+    return await _stored_image(attachment.image, attachment.content_type, filename)
+
+
+@require_GET
+async def attachment_thumbnail(request: HttpRequest, attachment_id: int) -> HttpResponse:
+    attachment = await _get_attachment_for_user(request, attachment_id)
+    filename = PurePath(attachment.original_name).stem + PurePath(attachment.thumbnail.name).suffix
+    return await _stored_image(attachment.thumbnail, images.THUMBNAIL_CONTENT_TYPE, filename)
+
+
+async def _stored_image(stored: FieldFile, content_type: str, filename: str) -> HttpResponse:
+    try:
+        data = await asyncio.to_thread(_read_stored, stored)
+    except FileNotFoundError:
+        raise Http404("No such image.") from None
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Disposition"] = content_disposition_header(False, filename)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
+    patch_cache_control(response, private=True, max_age=ATTACHMENT_MAX_AGE)
+    return response
+
+
+def _read_stored(stored: FieldFile) -> bytes:
+    with stored.storage.open(stored.name, "rb") as file:
+        return file.read()
 
 
 @login_not_required

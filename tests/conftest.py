@@ -3,7 +3,7 @@ from django.test import AsyncClient, Client
 
 from tests.factories import ConversationFactory, UserFactory
 
-pytest_plugins = ["tests.upstream_fixtures"]
+pytest_plugins = ["tests.upstream_fixtures", "tests.browser_fixtures"]
 
 PASSWORD = "correct horse battery"
 
@@ -15,6 +15,12 @@ def _static_files_without_manifest(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True)
+def _media_in_a_temporary_folder(settings, tmp_path):
+    """Stored files (attached images) go to the test's own folder, never into the repo."""
+    settings.MEDIA_ROOT = tmp_path / "media"
 
 
 @pytest.fixture

@@ -56,8 +56,10 @@ class LiveServer:
         )
 
     def start(self) -> None:
+        """Start as ``make run`` does: migrate, collect static files, sweep, serve."""
         self.manage("migrate", "--noinput")
         self.manage("collectstatic", "--noinput")
+        self.manage("interrupt_stale_replies")
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [

@@ -113,9 +113,11 @@ async def test_a_streamed_reply_reaches_the_socket_as_deltas_then_a_final_render
     await async_owner_client.post(url, {"text": "hi"}, headers={"HX-Request": "true"})
     reply = await Message.objects.filter(conversation=conversation, role="assistant").alast()
 
+    final_render = f'<article id="{reply.dom_id}"'
     received = []
-    while not received or 'data-status="complete"' not in received[-1]:
+    while not received or not received[-1].startswith(final_render):
         received.append(await communicator.receive_from(timeout=5))
+    assert 'data-status="complete"' in received[-1]
     task = running_generation(reply.pk)
     if task is not None:
         await task

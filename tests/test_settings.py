@@ -39,6 +39,8 @@ def test_it_starts_without_a_secret_key_in_debug_mode():
         ("WEBCHAT_MAX_MESSAGE_CHARS", "0", "must be at least 1"),
         ("WEBCHAT_READ_TIMEOUT", "soon", "WEBCHAT_READ_TIMEOUT must be a number"),
         ("WEBCHAT_MODELS", " , ", "WEBCHAT_MODELS must name at least one model"),
+        ("WEBCHAT_STALE_REPLY_SECONDS", "2", "at least three times WEBCHAT_SAVE_INTERVAL"),
+        ("WEBCHAT_MAX_UPSTREAM_PER_PROCESS", "0", "must be at least 1"),
     ],
 )
 def test_bad_values_fail_loudly(name, value, message):
@@ -52,3 +54,19 @@ def test_models_come_from_a_comma_list_and_the_demo_model_stands_in_without_a_ke
     assert with_key.stdout.strip() == "['a', 'b']"
     without_key = _load_settings(SECRET_KEY="x", WEBCHAT_API_KEY="", WEBCHAT_MODELS="a")
     assert without_key.stdout.strip() == "['webchat-demo']"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("WEBCHAT_MAX_IMAGES_PER_MESSAGE", "0", "must be at least 1"),
+        ("WEBCHAT_MAX_IMAGE_BYTES", "20MB", "WEBCHAT_MAX_IMAGE_BYTES must be a whole number"),
+        ("MEDIA_STORAGE_OPTIONS", "{bucket: x}", "MEDIA_STORAGE_OPTIONS must be a JSON object"),
+        ("MEDIA_STORAGE_OPTIONS", "[1]", "MEDIA_STORAGE_OPTIONS must be a JSON object"),
+    ],
+)
+def test_bad_image_settings_fail_loudly(name, value, message):
+    environment = {"SECRET_KEY": "x", "MEDIA_STORAGE_BACKEND": "storages.backends.s3.S3Storage"}
+    result = _load_settings(**environment, **{name: value})
+    assert result.returncode != 0
+    assert message in result.stderr

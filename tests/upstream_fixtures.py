@@ -1,5 +1,7 @@
 """Fixtures for code that talks to the upstream API: a real fake server on loopback."""
 
+import contextlib
+import socket
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -24,6 +26,8 @@ def fake_upstream(fake_upstream_server: FakeUpstream, settings) -> Iterator[Fake
     settings.WEBCHAT_API_BASE = fake_upstream_server.base_url
     settings.WEBCHAT_API_KEY = TEST_API_KEY
     settings.WEBCHAT_DEMO_MODE = False
+    # Retries back off in milliseconds, so that no test sleeps for long.
+    settings.WEBCHAT_RETRY_BASE_DELAY = 0.01
     upstream.reset_clients()
     yield fake_upstream_server
     upstream.reset_clients()
@@ -39,3 +43,25 @@ async def upstream_client(fake_upstream: FakeUpstream) -> AsyncIterator[upstream
         read_timeout=5.0,
     ) as client:
         yield client
+
+
+@pytest.fixture
+def unanswered_upstream() -> Iterator[str]:
+    """A base URL whose connections are never accepted: connecting to it times out.
+
+    The listening socket's backlog is full, so the kernel drops further SYNs.
+    """
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        fillers = []
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+            fillers.append(filler)
+        yield f"http://127.0.0.1:{port}/v1"
+        for filler in fillers:
+            filler.close()

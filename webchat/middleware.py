@@ -64,6 +64,10 @@ class AsyncXFrameOptionsMiddleware(InlineHooksMixin, XFrameOptionsMiddleware):
 class AsyncCsrfViewMiddleware(InlineHooksMixin, CsrfViewMiddleware):
     # Tokens live in a cookie (CSRF_USE_SESSIONS is off), so checking one is pure CPU.
     async def process_view(self, request, callback, callback_args, callback_kwargs):
+        if request.method == "POST" and request.content_type == "multipart/form-data":
+            # The check reads request.POST; parsing an upload (megabytes of images copied
+            # to temporary files) is done once, here, in a thread.
+            await asyncio.to_thread(lambda: request.POST)
         return super().process_view(request, callback, callback_args, callback_kwargs)
 
 

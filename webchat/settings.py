@@ -3,6 +3,7 @@
 Bad values fail loudly at start-up rather than being silently replaced.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -143,7 +144,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": env_str("WEBCHAT_CHANNEL_PREFIX", "webchat"),
+            },
         }
     }
 else:
@@ -225,3 +229,45 @@ WEBCHAT_READ_TIMEOUT = env_float("WEBCHAT_READ_TIMEOUT", 120.0, minimum=0.1)
 WEBCHAT_FRAME_INTERVAL = env_float("WEBCHAT_FRAME_INTERVAL", 0.05, minimum=0.0)
 WEBCHAT_RENDER_INTERVAL = env_float("WEBCHAT_RENDER_INTERVAL", 0.75, minimum=0.0)
 WEBCHAT_SAVE_INTERVAL = env_float("WEBCHAT_SAVE_INTERVAL", 1.0, minimum=0.0)
+
+# Faults and limits (README, "Design"). A reply gives up when no new text arrives for
+# WEBCHAT_STALL_TIMEOUT seconds mid-reply. Rate limits (429) and server errors (5xx, before
+# the first token) are retried with exponential backoff from WEBCHAT_RETRY_BASE_DELAY,
+# honouring Retry-After, but never waiting longer than WEBCHAT_RATE_LIMIT_MAX_WAIT at once.
+WEBCHAT_STALL_TIMEOUT = env_float("WEBCHAT_STALL_TIMEOUT", 30.0, minimum=0.01)
+WEBCHAT_RATE_LIMIT_MAX_RETRIES = env_int("WEBCHAT_RATE_LIMIT_MAX_RETRIES", 3)
+WEBCHAT_RATE_LIMIT_MAX_WAIT = env_float("WEBCHAT_RATE_LIMIT_MAX_WAIT", 60.0)
+WEBCHAT_SERVER_ERROR_RETRIES = env_int("WEBCHAT_SERVER_ERROR_RETRIES", 2)
+WEBCHAT_RETRY_BASE_DELAY = env_float("WEBCHAT_RETRY_BASE_DELAY", 1.0)
+# A streaming reply's heartbeat is refreshed with every save; one older than this means its
+# generation died (say, the server was killed), and it is marked interrupted.
+WEBCHAT_STALE_REPLY_SECONDS = env_float("WEBCHAT_STALE_REPLY_SECONDS", 30.0, minimum=0.1)
+if WEBCHAT_STALE_REPLY_SECONDS < 3 * WEBCHAT_SAVE_INTERVAL:
+    raise ImproperlyConfigured(
+        "WEBCHAT_STALE_REPLY_SECONDS must be at least three times WEBCHAT_SAVE_INTERVAL, "
+        "or live replies would be taken for dead ones."
+    )
+WEBCHAT_MAX_ACTIVE_REPLIES_PER_USER = env_int("WEBCHAT_MAX_ACTIVE_REPLIES_PER_USER", 3, minimum=1)
+# Upstream requests beyond this wait in a queue, shown as "waiting" in the reply.
+WEBCHAT_MAX_UPSTREAM_PER_PROCESS = env_int("WEBCHAT_MAX_UPSTREAM_PER_PROCESS", 50, minimum=1)
+
+# Images attached to messages (conversations/images.py). Django applies no size limit to
+# uploaded files (DATA_UPLOAD_MAX_MEMORY_SIZE counts only the other fields, and files over
+# FILE_UPLOAD_MAX_MEMORY_SIZE are spooled to disk), so every file reaches the checks below.
+WEBCHAT_MAX_IMAGES_PER_MESSAGE = env_int("WEBCHAT_MAX_IMAGES_PER_MESSAGE", 8, minimum=1)
+WEBCHAT_MAX_IMAGE_BYTES = env_int("WEBCHAT_MAX_IMAGE_BYTES", 20 * 1024 * 1024, minimum=1)
+WEBCHAT_MAX_IMAGE_PIXELS = env_int("WEBCHAT_MAX_IMAGE_PIXELS", 40_000_000, minimum=1)
+WEBCHAT_IMAGE_MAX_SIDE = env_int("WEBCHAT_IMAGE_MAX_SIDE", 2048, minimum=16)
+# The largest request body sent upstream; the oldest images are left out to stay under it.
+WEBCHAT_MAX_REQUEST_BYTES = env_int("WEBCHAT_MAX_REQUEST_BYTES", 20 * 1024 * 1024, minimum=1024)
+# Stored images go through Django's storage API: a folder under MEDIA_ROOT unless another
+# backend is named, e.g. storages.backends.s3.S3Storage (django-storages) with its options.
+MEDIA_STORAGE_BACKEND = env_str("MEDIA_STORAGE_BACKEND")
+if MEDIA_STORAGE_BACKEND:
+    try:
+        _media_storage_options = json.loads(env_str("MEDIA_STORAGE_OPTIONS") or "{}")
+    except ValueError:
+        raise ImproperlyConfigured("MEDIA_STORAGE_OPTIONS must be a JSON object.") from None
+    if not isinstance(_media_storage_options, dict):
+        raise ImproperlyConfigured("MEDIA_STORAGE_OPTIONS must be a JSON object.")
+    STORAGES["default"] = {"BACKEND": MEDIA_STORAGE_BACKEND, "OPTIONS": _media_storage_options}

@@ -55,10 +55,17 @@
 
   // Frames carry text offsets. A delta applies only where the page's text ends; a
   // render of a still-streaming reply applies only if it is not older than the page.
+  // An exchange frame (a message sent from another tab) adds only what the page lacks.
   document.addEventListener("htmx:oobBeforeSwap", (event) => {
     const target = event.detail.target;
     const incoming = offsets(event.detail.fragment);
-    if (target.classList.contains("stream-tail")) {
+    if (target.id === "messages") {
+      const fragment = event.detail.fragment;
+      for (const article of Array.from(fragment.children)) {
+        if (document.getElementById(article.id)) article.remove();
+      }
+      if (!fragment.children.length) event.detail.shouldSwap = false;
+    } else if (target.classList.contains("stream-tail")) {
       const message = target.closest("article");
       const key = target.id.endsWith("-reasoning-tail") ? "reasoningEnd" : "end";
       if (!message || message.dataset[key] !== incoming.start) {
@@ -72,8 +79,20 @@
       const older =
         Number(incoming.end) < Number(target.dataset.end) ||
         Number(incoming.reasoningEnd) < Number(target.dataset.reasoningEnd);
-      const targetDone = !target.classList.contains("is-active");
-      if (stillStreaming && (older || targetDone)) event.detail.shouldSwap = false;
+      // A finished reply may stream again: Continue appends to it.
+      if (stillStreaming && older) event.detail.shouldSwap = false;
+    }
+  });
+
+  // A frame can add a new message before the response to the request that sent it
+  // arrives; keep the first copy, which later frames have kept up to date.
+  document.addEventListener("htmx:afterSwap", (event) => {
+    const list = event.detail.target;
+    if (list.id !== "messages") return;
+    const seen = new Set();
+    for (const article of list.querySelectorAll(":scope > article")) {
+      if (seen.has(article.id)) article.remove();
+      else seen.add(article.id);
     }
   });
 

@@ -1,0 +1,176 @@
+"""What to do when getting a reply fails: what to tell the user, and whether to try again.
+
+Plain domain logic, without Django or the network: ``failure_for`` maps an upstream
+error, and whether any text of this attempt has arrived, to a ``Failure``.
+"""
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from conversations import upstream
+from conversations.upstream import UpstreamError
+
+# Stored in ``Message.error_code``.
+AUTH = "auth"
+QUOTA = "quota"
+BAD_REQUEST = "bad_request"
+CONTEXT_LENGTH = "context_length"
+RATE_LIMITED = "rate_limited"
+SERVER = "server"
+TIMEOUT = "timeout"
+STALLED = "stalled"
+CONNECTION = "connection"
+STREAM = "stream"
+INTERRUPTED = "interrupted"
+INTERNAL = "internal"
+
+# Trying the same request again cannot help until something else changes.
+HOPELESS_CODES = frozenset({AUTH, QUOTA, BAD_REQUEST, CONTEXT_LENGTH})
+
+INTERRUPTED_MESSAGE = "The reply was interrupted before it finished."
+SERVER_STOPPED_MESSAGE = "The reply was interrupted: the server stopped while writing it."
+INTERNAL_MESSAGE = "Something went wrong while getting the reply."
+WAITING_FOR_SLOT = "Waiting for a free slot…"
+
+_CONTEXT_LENGTH_WORDS = re.compile(
+    r"context[ _-]?(length|window)|maximum number of tokens|prompt is too long"
+    r"|too large for model|reduce the length of the messages",
+    re.IGNORECASE,
+)
+
+
+class StreamStalled(Exception):
+    """The stream went quiet mid-reply for longer than the stall timeout."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"Nothing arrived for {seconds:g} seconds.")
+        self.seconds = seconds
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    rate_limit_retries: int
+    server_error_retries: int
+    # The longest wait before an automatic retry; asked to wait longer, give up.
+    max_wait: float
+    # Backoff without a Retry-After: base_delay, then twice that, and so on.
+    base_delay: float
+
+    def backoff(self, retries: int) -> float:
+        return self.base_delay * 2**retries
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: str
+    # Shown to the user in the reply bubble.
+    message: str
+    # Seconds to wait before trying again by itself; None: give up.
+    retry_in: float | None = None
+    # Worth a log line at ERROR: only an administrator can fix it.
+    alert_admin: bool = False
+
+
+def failure_for(
+    error: UpstreamError | StreamStalled,
+    *,
+    text_arrived: bool,
+    retries: Mapping[str, int],
+    policy: RetryPolicy,
+) -> Failure:
+    """The decision for ``error``; ``retries`` counts automatic retries so far, by code."""
+    if isinstance(error, StreamStalled):
+        return Failure(STALLED, f"The reply stalled: nothing arrived for {error.seconds:g} s.")
+    if error.kind == "http":
+        return _http_failure(error, text_arrived=text_arrived, retries=retries, policy=policy)
+    if error.kind == "timeout":
+        if isinstance(error.__cause__, httpx.ConnectTimeout):
+            return Failure(TIMEOUT, "The chat service could not be reached in time.")
+        return Failure(TIMEOUT, "The chat service took too long to answer.")
+    if error.kind == "connection":
+        if isinstance(error.__cause__, httpx.ConnectError):
+            return Failure(CONNECTION, "The chat service could not be reached.")
+        return Failure(CONNECTION, "The connection to the chat service was lost.")
+    if _is_context_length(error):
+        return _too_long()
+    return Failure(STREAM, _stream_message(error.message))
+
+
+def retry_notice(code: str, seconds_left: float) -> str:
+    """What the reply bubble says while waiting to try again."""
+    seconds = max(math.ceil(seconds_left), 1)
+    if code == RATE_LIMITED:
+        return f"Rate limited, retrying in {seconds} s…"
+    return f"The chat service had a problem, retrying in {seconds} s…"
+
+
+def _http_failure(
+    error: UpstreamError, *, text_arrived: bool, retries: Mapping[str, int], policy: RetryPolicy
+) -> Failure:
+    status = error.status_code or 0
+    if status in (401, 403):
+        return Failure(
+            AUTH,
+            "The chat service rejected this server's API key. Please contact your administrator.",
+            alert_admin=True,
+        )
+    if status == 402:
+        return Failure(
+            QUOTA,
+            "The chat service's credit is used up. Please tell your administrator.",
+            alert_admin=True,
+        )
+    if status == 413 or _is_context_length(error):
+        return _too_long()
+    if status == 429:
+        return _rate_limited(error, retries=retries.get(RATE_LIMITED, 0), policy=policy)
+    if status >= 500:
+        done = retries.get(SERVER, 0)
+        wait = error.retry_after if error.retry_after is not None else policy.backoff(done)
+        if not text_arrived and done < policy.server_error_retries and wait <= policy.max_wait:
+            return Failure(SERVER, _server_message(status), retry_in=wait)
+        return Failure(SERVER, _server_message(status))
+    return Failure(BAD_REQUEST, f"The chat service refused the request: {error.message}")
+
+
+def _rate_limited(error: UpstreamError, *, retries: int, policy: RetryPolicy) -> Failure:
+    wait = error.retry_after if error.retry_after is not None else policy.backoff(retries)
+    if retries < policy.rate_limit_retries and wait <= policy.max_wait:
+        return Failure(RATE_LIMITED, "The chat service is rate limiting requests.", retry_in=wait)
+    asked_to_wait_long = error.retry_after is not None and wait > policy.max_wait
+    later = f"in {math.ceil(wait)} s" if asked_to_wait_long else "in a minute"
+    return Failure(
+        RATE_LIMITED,
+        f"The chat service is rate limiting requests. Please try again {later}.",
+    )
+
+
+def _server_message(status: int) -> str:
+    return f"The chat service had a server error (HTTP {status}). Please try again."
+
+
+def _too_long() -> Failure:
+    return Failure(
+        CONTEXT_LENGTH,
+        "This conversation is too long for the model. Please start a new conversation to go on.",
+    )
+
+
+def _is_context_length(error: UpstreamError) -> bool:
+    if error.code and "context_length" in error.code:
+        return True
+    return bool(_CONTEXT_LENGTH_WORDS.search(error.message))
+
+
+def _stream_message(message: str) -> str:
+    if message == upstream.MALFORMED_CHUNK:
+        return "The chat service sent part of the reply in a form that could not be read."
+    if message == upstream.ENDED_EARLY:
+        return "The chat service ended the reply before it was complete."
+    if message == upstream.NOT_AN_EVENT_STREAM:
+        return "The chat service answered in an unexpected form."
+    return f"The chat service reported an error: {message}"

@@ -1,0 +1,66 @@
+"""A TCP proxy on loopback whose connections can be cut, as a network drop would."""
+
+import contextlib
+import socket
+import struct
+import threading
+from typing import Self
+
+
+class TcpProxy:
+    """Forwards a local port to ``target_port``; ``drop()`` resets every open connection."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._thread = threading.Thread(target=self._accept, name="tcp-proxy", daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._listener.close()
+        self.drop()
+
+    def drop(self) -> int:
+        """Reset every open connection (an RST, no goodbye); return how many were open."""
+        with self._lock:
+            connections, self._open = self._open, set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                # A zero linger time makes closing send a reset. Closing alone would wait
+                # for the pump blocked reading it; shutting down wakes it, and it closes.
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                connection.shutdown(socket.SHUT_RD)
+        return len(connections) // 2
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _address = self._listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()  # the server is down: so is the connection
+                continue
+            with self._lock:
+                self._open |= {client, server}
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with self._lock:
+            self._open -= {source, sink}
+        for connection in (source, sink):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)  # wakes the pump reading the other way
+            connection.close()

@@ -1,0 +1,263 @@
+"""Retry (a new reply after a failed one) and Continue (more text in the same reply)."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.urls import reverse
+
+from conversations import services
+from conversations.models import Message
+from tests.factories import ConversationFactory, MessageFactory
+from tests.generation_helpers import HTMX, communicator_for, finished, frames_until_final
+
+PARTIAL = "The first half of an answer"
+
+
+def _exchange(conversation, **reply_fields) -> Message:
+    MessageFactory(conversation=conversation, role="user", content="Hello")
+    fields = {
+        "role": "assistant",
+        "status": "interrupted",
+        "content": PARTIAL,
+        "error": "It broke.",
+        "error_code": "stream",
+    }
+    return MessageFactory(conversation=conversation, **fields | reply_fields)
+
+
+def _url(action: str, reply: Message) -> str:
+    return reverse(f"conversations:reply-{action}", args=[reply.conversation_id, reply.pk])
+
+
+# --- The services ----------------------------------------------------------------------
+
+
+def test_retry_adds_a_new_reply_and_keeps_the_failed_one(conversation):
+    failed = _exchange(conversation)
+
+    retry = services.reply_retry(reply=failed)
+
+    assert (retry.status, retry.role, retry.content) == ("pending", "assistant", "")
+    assert retry.pk > failed.pk
+    assert retry.heartbeat_at is not None
+    failed.refresh_from_db()
+    assert (failed.status, failed.content) == ("interrupted", PARTIAL)
+
+
+def test_continue_reopens_the_same_reply_keeping_its_text(conversation):
+    partial = _exchange(conversation, finish_reason="", time_to_first_token_ms=900)
+
+    continued = services.reply_continue(reply=partial)
+
+    assert continued.pk == partial.pk
+    stored = Message.objects.get(pk=partial.pk)
+    assert (stored.status, stored.content, stored.error, stored.error_code) == (
+        "pending",
+        PARTIAL,
+        "",
+        "",
+    )
+    assert stored.time_to_first_token_ms is None
+    assert stored.heartbeat_at == continued.heartbeat_at
+
+
+def test_a_reply_cut_short_by_the_token_limit_can_be_continued_and_retried(conversation):
+    cut = _exchange(conversation, status="complete", finish_reason="length", error="")
+    assert cut.offers_continue
+    assert cut.offers_retry
+    services.reply_continue(reply=cut)
+
+
+@pytest.mark.parametrize(
+    ("fields", "refusal"),
+    [
+        ({"status": "complete"}, "Only a reply that failed"),
+        ({"status": "streaming"}, "Only a reply that failed"),
+        ({"role": "user"}, "Only a reply that failed"),
+    ],
+)
+def test_retry_refuses_anything_but_a_failed_interrupted_or_cut_off_reply(
+    conversation, fields, refusal
+):
+    reply = _exchange(conversation, **fields)
+    with pytest.raises(services.MessageRefused, match=refusal):
+        services.reply_retry(reply=reply)
+    assert conversation.messages.count() == 2
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"status": "error", "content": ""}, {"status": "complete"}, {"status": "pending"}],
+)
+def test_continue_refuses_a_reply_without_text_or_that_did_not_stop_early(conversation, fields):
+    reply = _exchange(conversation, **fields)
+    with pytest.raises(services.MessageRefused, match="Only a reply that was interrupted"):
+        services.reply_continue(reply=reply)
+    reply.refresh_from_db()
+    assert reply.status == fields["status"]
+
+
+def test_only_the_latest_reply_can_be_retried_or_continued(conversation):
+    older = _exchange(conversation)
+    MessageFactory(conversation=conversation, role="user", content="Never mind")
+    for action in (services.reply_retry, services.reply_continue):
+        with pytest.raises(services.MessageRefused, match="Only the latest reply"):
+            action(reply=older)
+    assert conversation.messages.count() == 3
+
+
+def test_a_second_retry_is_refused_while_the_first_is_being_written(conversation):
+    failed = _exchange(conversation)
+    services.reply_retry(reply=failed)
+    for action in (services.reply_retry, services.reply_continue):
+        with pytest.raises(services.MessageRefused, match="still being written"):
+            action(reply=failed)
+    assert conversation.messages.count() == 3
+
+
+def test_history_forwards_only_the_last_of_several_answers_to_one_message(conversation):
+    MessageFactory(conversation=conversation, role="user", content="one")
+    MessageFactory(conversation=conversation, role="assistant", content="cut", status="interrupted")
+    MessageFactory(conversation=conversation, role="assistant", content="", status="error")
+    MessageFactory(conversation=conversation, role="assistant", content="two", status="complete")
+    _user_message, reply = services.message_send(conversation=conversation, text="three")
+
+    assert services.history_for_reply(reply) == [
+        {"role": "user", "content": "one"},
+        {"role": "assistant", "content": "two"},
+        {"role": "user", "content": "three"},
+    ]
+
+
+def test_a_retried_reply_is_not_shown_to_the_model_answering_again(conversation):
+    failed = _exchange(conversation)
+    retry = services.reply_retry(reply=failed)
+
+    assert services.history_for_reply(retry) == [{"role": "user", "content": "Hello"}]
+
+
+def test_a_continued_reply_shows_the_model_its_own_text_and_asks_it_to_go_on(conversation):
+    partial = services.reply_continue(reply=_exchange(conversation))
+
+    history = services.history_for_reply(partial)
+
+    assert history == [
+        {"role": "user", "content": "Hello"},
+        {"role": "assistant", "content": PARTIAL},
+        {"role": "user", "content": services.CONTINUE_INSTRUCTION},
+    ]
+    # The instruction is sent, never stored.
+    assert conversation.messages.count() == 2
+
+
+# --- Through the views, the fake upstream and a socket ---------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_retry_answers_again_in_a_new_reply(async_owner_client, conversation, fake_upstream):
+    failed = await sync_to_async(_exchange)(conversation)
+    fake_upstream.reset(reply="A fresh answer.")
+
+    response = await async_owner_client.post(_url("retry", failed), headers=HTMX)
+
+    assert response.status_code == 200
+    retry = await Message.objects.filter(conversation=conversation).alast()
+    assert retry.pk != failed.pk
+    assert f'id="{retry.dom_id}"' in response.content.decode()
+    retry = await finished(retry)
+    assert (retry.status, retry.content) == ("complete", "A fresh answer.")
+    await failed.arefresh_from_db()
+    assert (failed.status, failed.content) == ("interrupted", PARTIAL)
+    assert fake_upstream.requests[0].body["messages"] == [{"role": "user", "content": "Hello"}]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_continue_appends_to_the_reply_with_offsets_after_its_text(
+    async_owner_client, conversation, owner, fake_upstream
+):
+    partial = await sync_to_async(_exchange)(conversation, prompt_tokens=10, completion_tokens=5)
+    fake_upstream.reset(reply=" and the second half.")
+    communicator = communicator_for(conversation.pk, owner)
+    await communicator.connect()
+    await communicator.receive_from()  # the state on connect
+
+    response = await async_owner_client.post(_url("continue", partial), headers=HTMX)
+    frames = await frames_until_final(communicator, partial)
+    await communicator.disconnect()
+
+    assert response.status_code == 200
+    assert 'data-status="pending"' in response.content.decode()
+    partial = await finished(partial)
+    assert partial.status == "complete"
+    assert partial.content == PARTIAL + " and the second half."
+    assert partial.completion_tokens == 5 + len(fake_upstream.config.reply_tokens())
+    first_delta = next(frame for frame in frames if 'hx-swap-oob="beforeend"' in frame)
+    assert f'data-start="{len(PARTIAL)}"' in first_delta
+    sent = fake_upstream.requests[0].body["messages"]
+    assert sent[-2:] == [
+        {"role": "assistant", "content": PARTIAL},
+        {"role": "user", "content": services.CONTINUE_INSTRUCTION},
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("action", ["retry", "continue"])
+async def test_without_htmx_retry_and_continue_redirect_to_the_conversation(
+    async_owner_client, conversation, fake_upstream, action
+):
+    reply = await sync_to_async(_exchange)(conversation)
+
+    response = await async_owner_client.post(_url(action, reply))
+
+    assert response.status_code == 302
+    assert response.url == conversation.get_absolute_url()
+    await finished(await Message.objects.filter(conversation=conversation).alast())
+
+
+@pytest.mark.parametrize("action", ["retry", "continue"])
+@pytest.mark.parametrize(
+    "fields", [{"status": "streaming"}, {"status": "complete"}, {"role": "user"}]
+)
+def test_a_refused_retry_or_continue_is_explained_and_changes_nothing(
+    owner_client, conversation, action, fields
+):
+    reply = _exchange(conversation, **fields)
+
+    response = owner_client.post(_url(action, reply), headers=HTMX)
+
+    assert response.status_code == 422
+    assert response["HX-Retarget"] == "#composer-error"
+    assert "Only a reply that" in response.content.decode()
+    assert conversation.messages.count() == 2
+    assert Message.objects.get(pk=reply.pk).status == fields.get("status", "interrupted")
+
+
+@pytest.mark.parametrize("action", ["retry", "continue"])
+def test_another_users_reply_answers_404_and_changes_nothing(outsider_client, conversation, action):
+    reply = _exchange(conversation)
+    assert outsider_client.post(_url(action, reply), headers=HTMX).status_code == 404
+    assert conversation.messages.count() == 2
+    assert Message.objects.get(pk=reply.pk).status == "interrupted"
+
+
+@pytest.mark.parametrize("action", ["retry", "continue"])
+def test_a_reply_from_another_of_my_conversations_answers_404(
+    owner_client, owner, conversation, action
+):
+    reply = _exchange(ConversationFactory(owner=owner))
+    url = reverse(f"conversations:reply-{action}", args=[conversation.pk, reply.pk])
+    assert owner_client.post(url, headers=HTMX).status_code == 404
+
+
+@pytest.mark.parametrize("action", ["retry", "continue"])
+def test_retry_and_continue_require_post(owner_client, conversation, action):
+    reply = _exchange(conversation)
+    assert owner_client.get(_url(action, reply)).status_code == 405
+
+
+def test_the_buttons_are_forms_that_post_with_htmx(owner_client, conversation):
+    reply = _exchange(conversation)
+    page = owner_client.get(conversation.get_absolute_url()).content.decode()
+    for action in ("retry", "continue"):
+        url = _url(action, reply)
+        assert f'<form method="post" action="{url}" hx-post="{url}"' in page
+    assert "csrfmiddlewaretoken" in page
