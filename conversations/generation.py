@@ -45,6 +45,9 @@ from conversations.upstream import (
 
 logger = logging.getLogger(__name__)
 
+# How long a finished generation waits for its publisher, saver and listener to stop.
+BACKGROUND_STOP_SECONDS = 2.0
+
 # Strong references to running generations: asyncio keeps only weak ones.
 _running: dict[int, asyncio.Task] = {}
 _upstream_slots: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
@@ -132,6 +135,7 @@ class ReplyGeneration:
         self.heartbeat_at = reply.heartbeat_at
         self.owns_reply = True
         self.changed = asyncio.Event()
+        self.finished = False
         self.started_at = 0.0
         self.task: asyncio.Task | None = None
 
@@ -159,9 +163,17 @@ class ReplyGeneration:
             logger.exception("Generating reply %s failed", self.reply.pk)
             self._fail(Failure(failures.INTERNAL, failures.INTERNAL_MESSAGE))
         finally:
-            for task in background:
+            # The publisher stops at the flag, not by cancellation: a cancellation that
+            # lands inside the channel layer's send can be swallowed there.
+            self.finished = True
+            self.changed.set()
+            for task in background[1:]:
                 task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            _done, stuck = await asyncio.wait(background, timeout=BACKGROUND_STOP_SECONDS)
+            if stuck:
+                logger.warning(
+                    "Reply %s: %d helper task(s) did not stop", self.reply.pk, len(stuck)
+                )
             await asyncio.shield(self._finish())
 
     async def _announce(self) -> None:
@@ -310,6 +322,8 @@ class ReplyGeneration:
         while True:
             await self.changed.wait()
             self.changed.clear()
+            if self.finished:
+                return
             now = time.monotonic()
             if last_render is None:
                 # The first text goes out as a delta: cheapest, and soonest on screen.

@@ -1,4 +1,6 @@
 import pytest
+from asgiref.sync import SyncToAsync
+from django.db import connections
 from django.test import AsyncClient, Client
 
 from tests.factories import ConversationFactory, UserFactory
@@ -6,6 +8,15 @@ from tests.factories import ConversationFactory, UserFactory
 pytest_plugins = ["tests.upstream_fixtures", "tests.browser_fixtures"]
 
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _close_connections_of_async_tests(django_db_setup, django_db_blocker):
+    """Async tests reach the database from asgiref's shared worker thread; close its
+    connections at the end so PostgreSQL can drop the test database."""
+    yield
+    with django_db_blocker.unblock():
+        SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 @pytest.fixture(autouse=True)

@@ -29,6 +29,7 @@ class LiveServer:
             "DEBUG": "false",
             "SECRET_KEY": "live-server-test-secret-key",
             "STATIC_ROOT": str(workdir / "static"),
+            "WEBCHAT_CHANNEL_PREFIX": f"webchat-live-{self.port}",
             "MEDIA_ROOT": str(workdir / "media"),
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
