@@ -7,7 +7,7 @@ from django.utils.decorators import sync_and_async_middleware
 
 
 def _needs_setup_redirect(request: HttpRequest, user_is_anonymous: bool) -> bool:
-    return user_is_anonymous and request.path != reverse("setup")
+    return user_is_anonymous and request.path not in {reverse("setup"), reverse("healthz")}
 
 
 @sync_and_async_middleware

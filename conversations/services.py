@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
-from conversations import attachments, failures
+from conversations import access, attachments, failures, limits
 from conversations.images import NormalizedImage
 from conversations.models import Attachment, Conversation, Message
 
@@ -64,16 +64,41 @@ def default_model() -> str:
     return settings.WEBCHAT_MODELS[0]
 
 
+def model_choose(user: AbstractBaseUser, requested: str = "") -> str:
+    """The model of a new conversation: the one requested, or the first the user may use."""
+    allowed = access.allowed_models(user)
+    if not allowed:
+        raise MessageRefused("No model is available to you. Ask an administrator for access.")
+    if not requested:
+        return allowed[0]
+    if requested not in allowed:
+        raise MessageRefused(f"You may not use the model “{requested}”. Choose another one.")
+    return requested
+
+
+def model_access_check(user: AbstractBaseUser, conversation: Conversation) -> None:
+    if not access.model_allowed(user, conversation.model):
+        raise MessageRefused(
+            f"You no longer have access to the model “{conversation.model}” of this "
+            "conversation. Start a new conversation."
+        )
+
+
 def conversation_start(
-    *, owner: AbstractBaseUser, text: str, images: Sequence[NormalizedImage] = ()
+    *,
+    owner: AbstractBaseUser,
+    text: str,
+    images: Sequence[NormalizedImage] = (),
+    model: str = "",
 ) -> tuple[Conversation, Message]:
     """Create a conversation with its first message; return it and the pending reply."""
     text = message_text_clean(text, with_images=bool(images))
     image_count_check(len(images))
+    model = model_choose(owner, model)
     title = title_from_text(text) or title_from_text(", ".join(i.original_name for i in images))
     with attachments.files_stored(images) as unsaved_attachments, transaction.atomic():
         _active_replies_check(owner_id=owner.pk)
-        conversation = Conversation.objects.create(owner=owner, title=title, model=default_model())
+        conversation = Conversation.objects.create(owner=owner, title=title, model=model)
         _user_message, reply = _exchange_create(
             conversation=conversation, text=text, unsaved_attachments=unsaved_attachments
         )
@@ -86,6 +111,7 @@ def message_send(
     """Add a user message (with ``images`` attached) and a pending reply to ``conversation``."""
     text = message_text_clean(text, with_images=bool(images))
     image_count_check(len(images))
+    model_access_check(conversation.owner, conversation)
     try:
         with attachments.files_stored(images) as unsaved_attachments, transaction.atomic():
             # A reply left active by a generation that died must not block the conversation.
@@ -203,9 +229,14 @@ def stale_replies_interrupt(*, conversation: Conversation | None = None) -> int:
 
 
 def _active_replies_check(*, owner_id: int) -> None:
-    """Refuse a new reply when the user has as many being written as allowed."""
+    """Refuse a new reply when the user has as many being written as allowed, or has
+    reached a rate limit or token quota."""
     # Locking the user's row makes concurrent requests of one user take turns here.
     get_user_model().objects.select_for_update().filter(pk=owner_id).first()
+    try:
+        limits.reply_allowed_check(owner_id)
+    except limits.LimitReached as reached:
+        raise MessageRefused(str(reached)) from None
     active = (
         Message.objects.filter(conversation__owner_id=owner_id, status__in=Message.ACTIVE_STATUSES)
         .exclude(_stale(_stale_cutoff()))
@@ -271,6 +302,7 @@ def reply_continue(*, reply: Message) -> Message:
 def _reply_restart_check(reply: Message) -> None:
     """Refuse to retry or continue a reply while another is written, or a later one exists."""
     conversation = reply.conversation
+    model_access_check(conversation.owner, conversation)
     stale_replies_interrupt(conversation=conversation)
     later = conversation.messages.filter(pk__gt=reply.pk)
     if later.filter(status__in=Message.ACTIVE_STATUSES).exists():

@@ -7,34 +7,22 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.urls import reverse
 
-from conversations.generation import running_generation
 from conversations.models import Conversation, Message
 from tests.factories import MessageFactory
+from tests.generation_helpers import HTMX, finished, latest_reply, send_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-HTMX = {"HX-Request": "true"}
-
-
-async def _send(client, conversation, text):
-    url = reverse("conversations:message-create", args=[conversation.pk])
-    return await client.post(url, {"text": text}, headers=HTMX)
-
 
 async def _finished_reply(conversation) -> Message:
-    reply = await Message.objects.filter(conversation=conversation, role="assistant").alast()
-    task = running_generation(reply.pk)
-    if task is not None:
-        await task
-    await reply.arefresh_from_db()
-    return reply
+    return await finished(await latest_reply(conversation))
 
 
 async def test_a_sent_message_is_answered_and_stored_with_usage(
     async_owner_client, conversation, fake_upstream
 ):
     fake_upstream.reset(reply="Hello from the **fake** upstream.")
-    response = await _send(async_owner_client, conversation, "Hi there")
+    response = await send_message(async_owner_client, conversation, "Hi there")
     assert response.status_code == 200
     page = response.content.decode()
     assert "Hi there" in page
@@ -55,7 +43,7 @@ async def test_the_whole_history_is_forwarded_on_each_turn(
 ):
     await sync_to_async(MessageFactory)(conversation=conversation, role="user", content="one")
     await sync_to_async(MessageFactory)(conversation=conversation, role="assistant", content="two")
-    await _send(async_owner_client, conversation, "three")
+    await send_message(async_owner_client, conversation, "three")
     await _finished_reply(conversation)
 
     body = fake_upstream.requests[-1].body
@@ -74,7 +62,7 @@ async def test_reasoning_is_kept_apart_from_the_reply(
     async_owner_client, conversation, fake_upstream
 ):
     fake_upstream.reset(reasoning="Let me think.", reply="The answer.")
-    await _send(async_owner_client, conversation, "Why?")
+    await send_message(async_owner_client, conversation, "Why?")
     reply = await _finished_reply(conversation)
     assert reply.reasoning == "Let me think."
     assert reply.content == "The answer."
@@ -84,7 +72,7 @@ async def test_a_failed_upstream_call_is_stored_as_an_error(
     async_owner_client, conversation, fake_upstream
 ):
     fake_upstream.reset(failure="http_500")
-    await _send(async_owner_client, conversation, "Hello")
+    await send_message(async_owner_client, conversation, "Hello")
     reply = await _finished_reply(conversation)
     assert reply.status == Message.Status.ERROR
     assert reply.error
@@ -96,7 +84,7 @@ async def test_text_that_arrived_before_a_dropped_stream_is_kept(
     async_owner_client, conversation, fake_upstream
 ):
     fake_upstream.reset(token_count=10, failure="drop_mid_stream")
-    await _send(async_owner_client, conversation, "Hello")
+    await send_message(async_owner_client, conversation, "Hello")
     reply = await _finished_reply(conversation)
     assert reply.status == Message.Status.INTERRUPTED
     assert reply.content.startswith("word0 ")
@@ -107,7 +95,7 @@ async def test_progress_is_saved_while_the_reply_streams(
 ):
     settings.WEBCHAT_SAVE_INTERVAL = 0.05
     fake_upstream.reset(token_count=40, token_interval=0.01)
-    await _send(async_owner_client, conversation, "Tell me a story")
+    await send_message(async_owner_client, conversation, "Tell me a story")
     reply = await Message.objects.filter(conversation=conversation, role="assistant").alast()
     saved_partial = ""
     for _ in range(200):
@@ -141,7 +129,7 @@ async def test_frames_are_published_to_the_conversation_group(
     channel = await layer.new_channel()
     await layer.group_add(f"conversation_{conversation.pk}", channel)
 
-    await _send(async_owner_client, conversation, "Hello")
+    await send_message(async_owner_client, conversation, "Hello")
     reply = await _finished_reply(conversation)
 
     frames = []

@@ -271,3 +271,39 @@ if MEDIA_STORAGE_BACKEND:
     if not isinstance(_media_storage_options, dict):
         raise ImproperlyConfigured("MEDIA_STORAGE_OPTIONS must be a JSON object.")
     STORAGES["default"] = {"BACKEND": MEDIA_STORAGE_BACKEND, "OPTIONS": _media_storage_options}
+
+# Production (docs/deployment.md). Behind a TLS-terminating proxy that sets
+# X-Forwarded-Proto, requests count as HTTPS, cookies are sent only over HTTPS, plain HTTP
+# is redirected and browsers are told to use HTTPS only (HSTS).
+WEBCHAT_BEHIND_TLS_PROXY = env_bool("WEBCHAT_BEHIND_TLS_PROXY", False)
+if WEBCHAT_BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("WEBCHAT_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("WEBCHAT_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("WEBCHAT_HSTS_PRELOAD", False)
+    # The load balancer probes /healthz over plain HTTP on the loopback.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Django's deployment checks look for its own middleware by dotted path; ours are async-native
+# subclasses of the same classes (webchat/middleware.py, tests/test_async_stack.py). Joining
+# the browsers' HSTS preload list is the operator's decision, off by default.
+SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003", "security.W021"]
+
+# The cache holds the login throttle's counters, so every process must share it.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("WEBCHAT_CHANNEL_PREFIX", "webchat"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Login throttling (conversations/login_throttle.py): after this many failed sign-ins for
+# one username or from one address within the window, further attempts are refused.
+WEBCHAT_LOGIN_MAX_FAILURES = env_int("WEBCHAT_LOGIN_MAX_FAILURES", 5, minimum=1)
+WEBCHAT_LOGIN_LOCKOUT_SECONDS = env_int("WEBCHAT_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
