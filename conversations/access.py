@@ -20,14 +20,13 @@ def allowed_models(user: AbstractBaseUser) -> list[str]:
     configured = settings.WEBCHAT_MODELS
     if user.is_superuser or not _restricted():
         return list(configured)
-    granted = set(
-        ModelAccess.objects.filter(group__user=user).values_list("model", flat=True)
-    )
+    granted = set(ModelAccess.objects.filter(group__user=user).values_list("model", flat=True))
     return [model for model in configured if model in granted]
 
 
 def model_allowed(user: AbstractBaseUser, model: str) -> bool:
-    """Whether ``user`` may send to ``model`` (also one no longer configured, while unrestricted)."""
+    """Whether ``user`` may send to ``model``; while unrestricted, also one no longer
+    configured (an old conversation's)."""
     if user.is_superuser or not _restricted():
         return True
     return ModelAccess.objects.filter(group__user=user, model=model).exists()

@@ -36,10 +36,10 @@ def image_limits() -> ImageLimits:
 
 def attachments_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Attachment]:
     """The attachments ``user`` may open: those of their own conversations, and every one
-    for staff, who review conversations."""
+    for those allowed to view attachments (reviewers and admins, by their groups)."""
     if not user.is_authenticated:
         return Attachment.objects.none()
-    if user.is_staff:
+    if user.has_perm("conversations.view_attachment"):
         return Attachment.objects.all()
     return Attachment.objects.filter(message__conversation__owner=user)
 

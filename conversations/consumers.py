@@ -8,6 +8,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from conversations import frames, services
+from conversations.deactivation import user_group_name
 from conversations.generation import control_group_name
 from conversations.models import Conversation, Message
 
@@ -54,6 +55,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     """
 
     group_name = ""
+    user_group_name = ""
     conversation: Conversation | None = None
     stale_watch: asyncio.Task | None = None
 
@@ -67,6 +69,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         self.conversation = conversation
+        # Deactivating the user closes this socket through their group.
+        self.user_group_name = user_group_name(user.pk)
+        await self.channel_layer.group_add(self.user_group_name, self.channel_name)
         # Join before reading the state, so no frame can fall between the two.
         self.group_name = conversation.group_name
         await self.channel_layer.group_add(self.group_name, self.channel_name)
@@ -87,6 +92,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             self.stale_watch.cancel()
         if self.group_name:
             await self.channel_layer.group_discard(self.group_name, self.channel_name)
+        if self.user_group_name:
+            await self.channel_layer.group_discard(self.user_group_name, self.channel_name)
+
+    async def user_deactivated(self, event: dict) -> None:
+        await self.close()
 
     async def chat_frame(self, event: dict) -> None:
         await self.send(text_data=event["html"])

@@ -3,4 +3,4 @@ from django.http import HttpRequest
 
 
 def webchat(request: HttpRequest) -> dict:
-    return {"demo_mode": settings.WEBCHAT_DEMO_MODE}
+    return {"demo_mode": settings.WEBCHAT_DEMO_MODE, "self_signup": settings.WEBCHAT_SELF_SIGNUP}

@@ -175,6 +175,8 @@ class FakeUpstreamConfig:
     fail_first: int | None = None
     # Sent as a Retry-After header with the HTTP failures (e.g. http_429).
     retry_after: float | None = None
+    # Quote the request's Authorization header in JSON error messages, as some gateways do.
+    echo_authorization: bool = False
     split_writes: bool = False
     models: tuple[str, ...] = ("fake-model", "fake-model-large")
 
@@ -434,7 +436,8 @@ class FakeUpstream:
         send: Send,
     ) -> None:
         if config.failure in HTTP_FAILURES:
-            await _send_http_failure(send, config.failure, config.retry_after)
+            echoed = record.headers.get("authorization") if config.echo_authorization else None
+            await _send_http_failure(send, config.failure, config.retry_after, echoed)
             return
         model = str(body.get("model") or config.models[0])
         tokens = config.reply_tokens()
@@ -512,7 +515,9 @@ def _models_payload(models: tuple[str, ...]) -> dict:
     }
 
 
-async def _send_http_failure(send: Send, failure: str, retry_after: float | None) -> None:
+async def _send_http_failure(
+    send: Send, failure: str, retry_after: float | None, echoed: str | None = None
+) -> None:
     headers = []
     if retry_after is not None:
         headers.append((b"retry-after", format(retry_after, "g").encode()))
@@ -521,6 +526,10 @@ async def _send_http_failure(send: Send, failure: str, retry_after: float | None
         await _send_bytes(send, status, [(b"content-type", content_type), *headers], body)
         return
     status, payload = _JSON_ERRORS[failure]
+    if echoed is not None:
+        payload = json.loads(json.dumps(payload))
+        error = (payload[0] if isinstance(payload, list) else payload)["error"]
+        error["message"] += f" (Authorization: {echoed})"
     await _send_json(send, status, payload, headers)
 
 

@@ -17,3 +17,12 @@ class FirstAdminForm(UserCreationForm):
         if commit:
             user.save()
         return user
+
+
+class AccountForm(UserCreationForm):
+    """A new account, by invitation or by signing up."""
+
+    email = forms.EmailField(required=False, help_text="Optional; used for password resets.")
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")

@@ -136,6 +136,7 @@ class ReplyGeneration:
         self.owns_reply = True
         self.changed = asyncio.Event()
         self.finished = False
+        self.stop_saving = asyncio.Event()
         self.started_at = 0.0
         self.task: asyncio.Task | None = None
 
@@ -167,7 +168,10 @@ class ReplyGeneration:
             # lands inside the channel layer's send can be swallowed there.
             self.finished = True
             self.changed.set()
-            for task in background[1:]:
+            # The saver, too, stops at a flag: cancelled while its write runs in a thread,
+            # it would miss the heartbeat it stored, and _finish would see a takeover.
+            self.stop_saving.set()
+            for task in background[2:]:
                 task.cancel()
             _done, stuck = await asyncio.wait(background, timeout=BACKGROUND_STOP_SECONDS)
             if stuck:
@@ -360,7 +364,10 @@ class ReplyGeneration:
     async def _save_progress_periodically(self) -> None:
         """Store the text so far (when it grew) and a fresh heartbeat, until done."""
         while self.owns_reply:
-            await asyncio.sleep(settings.WEBCHAT_SAVE_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_saving.wait(), settings.WEBCHAT_SAVE_INTERVAL)
+            if self.stop_saving.is_set():
+                return
             self._sync_text()
             lengths = (self.content_length, self.reasoning_length)
             fields: dict = {

@@ -4,7 +4,7 @@ Usage is read from the token counts stored on replies, so nothing else has to be
 step. Days and months start at midnight in TIME_ZONE. Zero means unlimited.
 """
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -68,7 +68,7 @@ def _period_starts(now: datetime) -> tuple[datetime, datetime]:
     return day, day.replace(day=1)
 
 
-def usage_for(user_id: int) -> Usage:
+def usage_for(user_id: int, limits: Limits | None = None) -> Usage:
     """The user's usage today, this month and in the last minute, in one query."""
     now = timezone.now()
     day_start, month_start = _period_starts(now)
@@ -92,7 +92,7 @@ def usage_for(user_id: int) -> Usage:
     )
     rows = list(rows)
     prices = {price.model: price for price in ModelPrice.objects.all()} if rows else {}
-    limits = limits_for(user_id)
+    limits = limits or limits_for(user_id)
 
     def period(prefix: str, quota: int) -> Period:
         tokens, cost, priced = 0, Decimal(0), False
@@ -117,7 +117,10 @@ def usage_for(user_id: int) -> Usage:
 
 def reply_allowed_check(user_id: int) -> None:
     """Refuse a new reply (a message, Retry or Continue) when a limit is reached."""
-    usage = usage_for(user_id)
+    limits = limits_for(user_id)
+    if not any(astuple(limits)):
+        return  # all unlimited: no need to add anything up
+    usage = usage_for(user_id, limits)
     rate = usage.messages_per_minute
     if rate and usage.replies_last_minute >= rate:
         raise LimitReached(

@@ -254,7 +254,7 @@ class Invitation(models.Model):
         return f"Invitation {self.pk} ({self.group})"
 
     def get_absolute_url(self) -> str:
-        return reverse("accounts:invitation-accept", args=[self.token])
+        return reverse("invitation-accept", args=[self.token])
 
     @property
     def is_usable(self) -> bool:

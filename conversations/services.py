@@ -60,10 +60,6 @@ def title_from_text(text: str) -> str:
     return cut + "…"
 
 
-def default_model() -> str:
-    return settings.WEBCHAT_MODELS[0]
-
-
 def model_choose(user: AbstractBaseUser, requested: str = "") -> str:
     """The model of a new conversation: the one requested, or the first the user may use."""
     allowed = access.allowed_models(user)

@@ -1,12 +1,14 @@
-"""Keeping stored files in step with the database."""
+"""Keeping stored files and open sessions in step with the database."""
 
 from functools import partial
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models.signals import post_delete
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from conversations.attachments import files_delete
+from conversations.deactivation import user_disconnect
 from conversations.models import Attachment
 
 
@@ -15,3 +17,10 @@ def attachment_files_delete(sender: type[Attachment], instance: Attachment, **kw
     """Delete the files of a deleted attachment (or message, or conversation) once the
     deletion is committed; a rolled-back deletion keeps them."""
     transaction.on_commit(partial(files_delete, instance), robust=True)
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL)
+def deactivated_user_disconnect(sender, instance, created: bool, **kwargs) -> None:
+    """A user made inactive loses their sessions and open sockets once that is committed."""
+    if not created and not instance.is_active:
+        transaction.on_commit(partial(user_disconnect, instance.pk), robust=True)

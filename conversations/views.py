@@ -12,7 +12,7 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
-from conversations import attachments, images, services
+from conversations import access, attachments, images, services
 from conversations.forms import FirstAdminForm
 from conversations.generation import start_generation
 from conversations.models import Attachment, Conversation, Message
@@ -46,16 +46,20 @@ async def _chat_page(
     status: int = 200,
 ) -> HttpResponse:
     messages: list[Message] = []
+    models: list[str] = []
     if conversation is not None:
         messages = [
             message async for message in conversation.messages.prefetch_related("attachments")
         ]
+    else:
+        models = await sync_to_async(access.allowed_models)(await request.auser())
     context = {
         "conversation": conversation,
         "chat_messages": messages,
         "sidebar_conversations": await _sidebar_conversations(request),
         "draft": draft,
         "composer_error": error,
+        "models": models,
     }
     return render(request, "conversations/chat.html", context, status=status)
 
@@ -113,7 +117,10 @@ async def conversation_create(request: HttpRequest) -> HttpResponse:
     try:
         posted_images = await _posted_images(request, text)
         conversation, reply = await sync_to_async(services.conversation_start)(
-            owner=await request.auser(), text=text, images=posted_images
+            owner=await request.auser(),
+            text=text,
+            images=posted_images,
+            model=request.POST.get("model", ""),
         )
     except services.MessageRefused as refusal:
         return await _refused(request, None, text, str(refusal))
@@ -185,7 +192,7 @@ async def reply_continue(
 
 async def _get_attachment_for_user(request: HttpRequest, attachment_id: int) -> Attachment:
     """An attachment the user may see; any other answers 404, revealing nothing."""
-    visible = attachments.attachments_visible_to(await request.auser())
+    visible = await sync_to_async(attachments.attachments_visible_to)(await request.auser())
     try:
         return await visible.aget(pk=attachment_id)
     except Attachment.DoesNotExist:

@@ -6,8 +6,8 @@ import tempfile
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 # Tests serve static files through the finders; an empty root keeps WhiteNoise quiet.
 os.environ.setdefault("STATIC_ROOT", tempfile.mkdtemp(prefix="webchat-static-"))
-# Workers share one Redis when REDIS_URL is set: keep their channel groups apart.
-os.environ.setdefault(
-    "WEBCHAT_CHANNEL_PREFIX",
-    f"webchat-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}",
+# Workers share one Redis when REDIS_URL is set: keep their channel groups and cache keys
+# apart. Always set, since xdist workers inherit the controller's environment.
+os.environ["WEBCHAT_CHANNEL_PREFIX"] = (
+    f"webchat-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
 )

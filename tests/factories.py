@@ -1,6 +1,8 @@
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 
+from conversations import roles
 from conversations.models import Conversation, Message
 
 
@@ -29,3 +31,12 @@ class MessageFactory(factory.django.DjangoModelFactory):
     role = Message.Role.USER
     content = factory.Sequence(lambda n: f"Message {n}")
     status = Message.Status.COMPLETE
+
+
+def user_with_role(role: str, **fields) -> AbstractBaseUser:
+    """A user in the role's group (conversations.roles); reviewers and admins are staff."""
+    # A transactional test's flush empties the groups the data migration made.
+    roles.role_groups_create(Group, Permission)
+    user = UserFactory(is_staff=role in roles.STAFF_ROLES, **fields)
+    user.groups.add(Group.objects.get(name=role))
+    return user

@@ -56,11 +56,17 @@ class LiveServer:
             f"get_user_model().objects.create_user({username!r}, password={password!r})",
         )
 
-    def start(self) -> None:
-        """Start as ``make run`` does: migrate, collect static files, sweep, serve."""
-        self.manage("migrate", "--noinput")
-        self.manage("collectstatic", "--noinput")
-        self.manage("interrupt_stale_replies")
+    def start(self, *, prepare: bool = True) -> None:
+        """Start as ``make run`` does: migrate, collect static files, sweep, serve.
+
+        A second server sharing the first one's database and static files (pass the same
+        ``DATABASE_URL``, ``REDIS_URL``, ``STATIC_ROOT`` and ``MEDIA_ROOT`` in ``env``) skips
+        the preparation with ``prepare=False``.
+        """
+        if prepare:
+            self.manage("migrate", "--noinput")
+            self.manage("collectstatic", "--noinput")
+            self.manage("interrupt_stale_replies")
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [

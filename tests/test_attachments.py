@@ -12,11 +12,11 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
-from conversations import images, services
+from conversations import images, roles, services
 from conversations.generation import running_generation
 from conversations.models import Attachment, Conversation, Message
 from tests import image_files
-from tests.factories import UserFactory
+from tests.factories import user_with_role
 
 HTMX = {"HX-Request": "true"}
 
@@ -63,9 +63,9 @@ def attachment(conversation) -> Attachment:
 
 
 @pytest.fixture
-def staff_client(db) -> Client:
+def reviewer_client(db) -> Client:
     client = Client()
-    client.force_login(UserFactory(username="reviewer", is_staff=True))
+    client.force_login(user_with_role(roles.REVIEWER, username="reviewer"))
     return client
 
 
@@ -270,9 +270,9 @@ def test_anonymous_visitors_are_asked_to_sign_in(client, attachment):
     assert response.url.startswith(reverse("login"))
 
 
-def test_staff_may_see_any_image(staff_client, attachment):
+def test_a_reviewer_may_see_any_image(reviewer_client, attachment):
     url = reverse("conversations:attachment", args=[attachment.pk])
-    assert staff_client.get(url).status_code == 200
+    assert reviewer_client.get(url).status_code == 200
 
 
 def test_a_missing_image_answers_404(owner_client, attachment):

@@ -17,7 +17,8 @@ def _reply_text(page) -> str:
 
 
 def test_a_user_sends_a_message_and_watches_the_reply_grow(page, fake_upstream_server):
-    fake_upstream_server.reset(token_count=40, token_interval=0.05, first_token_delay=0.1)
+    # Long enough (about 6 s) to be seen growing even on a loaded machine.
+    fake_upstream_server.reset(token_count=150, token_interval=0.04, first_token_delay=0.1)
     page.fill("#composer-text", "Hello, model")
     page.press("#composer-text", "Enter")
 
@@ -34,10 +35,10 @@ def test_a_user_sends_a_message_and_watches_the_reply_grow(page, fake_upstream_s
         arg=len(early),
     )
 
-    page.wait_for_selector("article.message-assistant[data-status=complete]", timeout=15_000)
+    page.wait_for_selector("article.message-assistant[data-status=complete]", timeout=30_000)
     final = _reply_text(page).strip()
     assert final.startswith(early.strip())
-    assert final.endswith("word39")
+    assert final.endswith("word149")
     assert page.input_value("#composer-text") == ""
 
     page.reload()

@@ -11,10 +11,12 @@ from tests.upstream_fixtures import TEST_API_KEY
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic"]
 PASSWORD = "correct horse battery"
-# Counts the socket's openings, so a test can tell that the page reconnected.
+# Counts the socket's openings and messages, so a test can tell that the page reconnected,
+# or that the state the socket sends on connect has been applied.
 COUNT_SOCKET_OPENINGS = (
-    "window.socketOpenings = 0;"
+    "window.socketOpenings = 0; window.socketMessages = 0;"
     "document.addEventListener('htmx:wsOpen', () => { window.socketOpenings += 1; });"
+    "document.addEventListener('htmx:wsAfterMessage', () => { window.socketMessages += 1; });"
 )
 WORD_COUNT = (
     "(document.querySelector('article.message-assistant:last-child .markdown')?.innerText"
@@ -157,13 +159,19 @@ def test_a_failed_reply_offers_retry_which_answers_in_a_new_reply(
     fake_upstream_server.reset(failure="html_502")
     page = open_page(webchat_server.url)
     _send(page, "Hello?")
-    failed = page.wait_for_selector("article.message-assistant[data-status=error]")
+    # The page may show the failed reply before its socket sends the same state on connect;
+    # a click while that frame replaces the reply would be lost with the replaced button.
+    page.wait_for_function(
+        "() => window.socketMessages >= 1"
+        " && document.querySelector('article.message-assistant[data-status=error]')"
+    )
+    failed = page.locator("article.message-assistant[data-status=error]")
     assert "server error (HTTP 502)" in failed.inner_text()
     assert page.locator(".button-continue").count() == 0
 
     fake_upstream_server.reset(reply="Here I am.")
     page.click("article.message-assistant .button-retry")
-    page.wait_for_selector("article.message-assistant[data-status=complete]")
+    page.wait_for_selector("article.message-assistant[data-status=complete]", timeout=20_000)
 
     replies = page.locator("article.message-assistant")
     assert replies.count() == 2

@@ -1,4 +1,5 @@
 import pytest
+from django.conf import settings
 
 from conversations import services
 from conversations.models import Conversation, Message
@@ -36,7 +37,7 @@ def test_starting_a_conversation_saves_the_message_and_a_pending_reply(owner):
     conversation, reply = services.conversation_start(owner=owner, text="  Hi there  ")
     assert conversation.owner == owner
     assert conversation.title == "Hi there"
-    assert conversation.model == services.default_model()
+    assert conversation.model == settings.WEBCHAT_MODELS[0]
     user_message, stored_reply = conversation.messages.all()
     assert (user_message.role, user_message.content) == ("user", "Hi there")
     assert stored_reply == reply

@@ -70,3 +70,59 @@ def test_bad_image_settings_fail_loudly(name, value, message):
     result = _load_settings(**environment, **{name: value})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+# The production environment documented in docs/deployment.md.
+PRODUCTION_ENVIRONMENT = {
+    "DEBUG": "false",
+    "SECRET_KEY": "a-long-random-production-secret-key-of-fifty-characters-or-more-xyz",
+    "ALLOWED_HOSTS": "chat.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://chat.example.com",
+    "WEBCHAT_BEHIND_TLS_PROXY": "true",
+    "WEBCHAT_CLIENT_IP_HEADER": "X-Real-IP",
+}
+
+
+def test_the_deployment_checks_report_nothing_for_the_documented_production_environment():
+    environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    environment.update(PRODUCTION_ENVIRONMENT)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_behind_a_tls_proxy_cookies_are_secure_and_https_is_enforced():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import webchat.settings as s; print(s.SECURE_PROXY_SSL_HEADER, s.SECURE_SSL_REDIRECT,"
+            " s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS)",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **PRODUCTION_ENVIRONMENT, "WEBCHAT_HSTS_SECONDS": "3600"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https') True True True 3600"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("WEBCHAT_BEHIND_TLS_PROXY", "sometimes", "WEBCHAT_BEHIND_TLS_PROXY must be true or false"),
+        ("WEBCHAT_HSTS_SECONDS", "a year", "WEBCHAT_HSTS_SECONDS must be a whole number"),
+        ("WEBCHAT_LOGIN_MAX_FAILURES", "0", "must be at least 1"),
+        ("WEBCHAT_LOGIN_LOCKOUT_SECONDS", "15m", "WEBCHAT_LOGIN_LOCKOUT_SECONDS must be a whole"),
+    ],
+)
+def test_bad_production_settings_fail_loudly(name, value, message):
+    result = _load_settings(**{"SECRET_KEY": "x", "WEBCHAT_BEHIND_TLS_PROXY": "true", name: value})
+    assert result.returncode != 0
+    assert message in result.stderr

@@ -303,7 +303,30 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# Login throttling (conversations/login_throttle.py): after this many failed sign-ins for
+# Login throttling (webchat/login_throttle.py): after this many failed sign-ins for
 # one username or from one address within the window, further attempts are refused.
 WEBCHAT_LOGIN_MAX_FAILURES = env_int("WEBCHAT_LOGIN_MAX_FAILURES", 5, minimum=1)
+WEBCHAT_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int(
+    "WEBCHAT_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1
+)
 WEBCHAT_LOGIN_LOCKOUT_SECONDS = env_int("WEBCHAT_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+# Behind a proxy every request comes from the proxy's address; it names the client in this
+# header instead (nginx: X-Real-IP). Set it only when a proxy always overwrites the header.
+WEBCHAT_CLIENT_IP_HEADER = env_str("WEBCHAT_CLIENT_IP_HEADER")
+
+# Users, roles and limits (README, "Users, roles and limits"). Per-user defaults; an admin
+# can override them for one user. 0 means unlimited.
+WEBCHAT_MESSAGES_PER_MINUTE = env_int("WEBCHAT_MESSAGES_PER_MINUTE", 0)
+WEBCHAT_DAILY_TOKEN_QUOTA = env_int("WEBCHAT_DAILY_TOKEN_QUOTA", 0)
+WEBCHAT_MONTHLY_TOKEN_QUOTA = env_int("WEBCHAT_MONTHLY_TOKEN_QUOTA", 0)
+# Whether anyone may sign up; new accounts wait, inactive, for an admin's approval.
+WEBCHAT_SELF_SIGNUP = env_bool("WEBCHAT_SELF_SIGNUP", False)
+WEBCHAT_INVITATION_DAYS = env_int("WEBCHAT_INVITATION_DAYS", 7, minimum=1)
+# Password reset mails; the console backend prints them to the server's log.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "webchat@localhost")

@@ -1,0 +1,53 @@
+"""Account pages: usage and limits, invitations, signing up. Off the chat path, so sync."""
+
+from django.conf import settings
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_not_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from conversations import access, accounts, limits
+from conversations.forms import AccountForm
+
+
+@require_GET
+def usage(request: HttpRequest) -> HttpResponse:
+    usage = limits.usage_for(request.user.pk)
+    context = {
+        "usage": usage,
+        "periods": [("Today", usage.today), ("This month", usage.month)],
+        "models": access.allowed_models(request.user),
+    }
+    return render(request, "accounts/usage.html", context)
+
+
+@login_not_required
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        invitation = accounts.invitation_usable(token)
+    except accounts.InvitationUnusable as unusable:
+        return render(request, "accounts/unusable_invitation.html", {"error": unusable}, status=410)
+    form = AccountForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = accounts.invitation_accept(token, form)
+        except accounts.InvitationUnusable as unusable:
+            context = {"error": unusable}
+            return render(request, "accounts/unusable_invitation.html", context, status=410)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("conversations:index")
+    return render(request, "accounts/invitation.html", {"form": form, "invitation": invitation})
+
+
+@login_not_required
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if not settings.WEBCHAT_SELF_SIGNUP:
+        raise Http404("Signing up is turned off.")
+    form = AccountForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        accounts.signup(form)
+        return render(request, "accounts/signup_done.html")
+    return render(request, "accounts/signup.html", {"form": form})

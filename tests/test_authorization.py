@@ -1,0 +1,219 @@
+"""Who may read or change what, for every URL pattern and the websocket route.
+
+The routes are walked from the URLconf, so a new one fails ``test_every_route_is_declared``
+until its expectations are added to ROUTES. The admin namespace is left out: its
+authorization is Django's own, and the admin is reviewed in its own issue. Static files
+have no URL pattern (WhiteNoise serves them from the middleware).
+"""
+
+import io
+import re
+from dataclasses import dataclass
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.test import AsyncClient
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from conversations import images, roles, services
+from conversations.generation import running_generation
+from conversations.models import Message
+from conversations.routing import websocket_urlpatterns
+from tests import image_files
+from tests.factories import ConversationFactory, user_with_role
+
+# Transactional: the generations and the socket run outside the test's transaction.
+transactional_db = pytest.mark.django_db(transaction=True)
+
+# Who may use a route.
+PUBLIC = "public"  # anyone, signed in or not
+MEMBERS = "members"  # any signed-in user; it concerns no one else's object
+OWNER = "owner"  # the owner of the object in the URL; to anyone else it does not exist
+OWNER_AND_REVIEWERS = "owner and reviewers"  # ... and staff who may view attachments
+
+
+@dataclass(frozen=True)
+class Route:
+    methods: tuple[str, ...]  # GET reads, POST changes
+    access: str
+
+
+ROUTES = {
+    "conversations:index": Route(("GET",), MEMBERS),
+    "conversations:create": Route(("POST",), MEMBERS),
+    "conversations:detail": Route(("GET",), OWNER),
+    "conversations:message-create": Route(("POST",), OWNER),
+    "conversations:reply-retry": Route(("POST",), OWNER),
+    "conversations:reply-continue": Route(("POST",), OWNER),
+    "conversations:attachment": Route(("GET",), OWNER_AND_REVIEWERS),
+    "conversations:attachment-thumbnail": Route(("GET",), OWNER_AND_REVIEWERS),
+    "setup": Route(("GET", "POST"), PUBLIC),
+    "login": Route(("GET", "POST"), PUBLIC),
+    "logout": Route(("POST",), MEMBERS),
+    "usage": Route(("GET",), MEMBERS),
+    "invitation-accept": Route(("GET", "POST"), PUBLIC),
+    "signup": Route(("GET", "POST"), PUBLIC),
+    "password_change": Route(("GET", "POST"), MEMBERS),
+    "password_change_done": Route(("GET",), MEMBERS),
+    "password_reset": Route(("GET", "POST"), PUBLIC),
+    "password_reset_done": Route(("GET",), PUBLIC),
+    "password_reset_confirm": Route(("GET", "POST"), PUBLIC),
+    "password_reset_complete": Route(("GET",), PUBLIC),
+    "admin/login/": Route(("GET", "POST"), PUBLIC),  # a redirect to the throttled sign-in
+    "healthz": Route(("GET",), PUBLIC),
+}
+# URL kwargs, filled from the owner's objects (or a value for public routes' tokens).
+KWARGS = {
+    "conversation_id": lambda objects: objects.conversation.pk,
+    "message_id": lambda objects: objects.reply.pk,
+    "attachment_id": lambda objects: objects.attachment.pk,
+    "token": lambda objects: "not-a-valid-token",
+    "uidb64": lambda objects: "MQ",
+}
+PERSONAS = ("anonymous", "member", "reviewer", "admin", "owner")  # the owner last: it changes
+READERS = {
+    MEMBERS: {"member", "reviewer", "admin", "owner"},
+    OWNER: {"owner"},
+    OWNER_AND_REVIEWERS: {"reviewer", "admin", "owner"},
+}
+CHANGERS = {MEMBERS: READERS[MEMBERS], OWNER: {"owner"}}
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _walk(resolver: URLResolver, prefix: str = "", namespace: str = ""):
+    for pattern in resolver.url_patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            if pattern.namespace == "admin":
+                continue
+            inner = ":".join(part for part in (namespace, pattern.namespace) if part)
+            yield from _walk(pattern, route, inner)
+        elif isinstance(pattern, URLPattern):
+            name = f"{namespace}:{pattern.name}" if namespace else pattern.name
+            yield name or route, route
+
+
+URL_ROUTES = dict(_walk(get_resolver()))
+
+
+@dataclass
+class Objects:
+    personas: dict
+    conversation: object
+    reply: Message
+    attachment: object
+
+
+def _objects() -> Objects:
+    owner = user_with_role(roles.MEMBER, username="owner")
+    personas = {
+        "anonymous": None,
+        "owner": owner,
+        "member": user_with_role(roles.MEMBER, username="member"),
+        "reviewer": user_with_role(roles.REVIEWER, username="reviewer"),
+        "admin": user_with_role(roles.ADMIN, username="admin", is_superuser=True),
+    }
+    conversation = ConversationFactory(owner=owner, model=settings.WEBCHAT_MODELS[0])
+    picture = images.normalize(
+        io.BytesIO(image_files.png()), filename="picture.png", limits=images.ImageLimits()
+    )
+    user_message, reply = services.message_send(
+        conversation=conversation, text="Look", images=[picture]
+    )
+    # Interrupted with text: both Retry and Continue may be asked for.
+    Message.objects.filter(pk=reply.pk).update(status=Message.Status.INTERRUPTED, content="Partial")
+    return Objects(personas, conversation, reply, user_message.attachments.get())
+
+
+def _url(route: str, objects: Objects) -> str:
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        assert name in KWARGS, f"No value for the URL kwarg {name!r}: add it to KWARGS."
+        return str(KWARGS[name](objects))
+
+    return "/" + re.sub(r"<(?:\w+:)?(\w+)>", value, route)
+
+
+def _signs_in(response) -> bool:
+    return response.status_code == 302 and response["Location"].startswith("/accounts/login/?next=")
+
+
+def test_every_route_is_declared():
+    assert set(URL_ROUTES) - set(ROUTES) == set(), "Declare the new routes in ROUTES."
+    assert set(ROUTES) - set(URL_ROUTES) == set(), "ROUTES names routes that are gone."
+
+
+@transactional_db
+@pytest.mark.parametrize("name", sorted(URL_ROUTES))
+async def test_only_the_right_people_may_read_or_change(name, fake_upstream):
+    assert name in ROUTES, f"{name} is not declared in ROUTES."
+    route = ROUTES[name]
+    objects = await sync_to_async(_objects)()
+    url = _url(URL_ROUTES[name], objects)
+    outcomes = {}
+    for persona in PERSONAS:
+        client = AsyncClient()
+        if (user := objects.personas[persona]) is not None:
+            await sync_to_async(client.force_login)(user)
+        for method in ("GET", "POST"):
+            if method == "GET":
+                response = await client.get(url)
+            else:
+                response = await client.post(url, {"text": "Hello"})
+            outcomes[persona, method] = (response.status_code, _signs_in(response))
+    await _generations_finished()
+
+    for (persona, method), (status, signs_in) in outcomes.items():
+        where = f"{persona} {method} {url}: {status}"
+        if route.access == PUBLIC:
+            assert not signs_in, where
+            assert status < 500, where
+            assert status != 405 or method not in route.methods, where
+        elif persona == "anonymous":
+            assert signs_in, where
+        elif method not in route.methods:
+            assert status == 405, where
+        elif persona in (READERS if method == "GET" else CHANGERS)[route.access]:
+            assert 200 <= status < 400, where
+        else:
+            assert status == 404, where
+
+
+async def _generations_finished() -> None:
+    async for reply in Message.objects.filter(role=Message.Role.ASSISTANT):
+        if (task := running_generation(reply.pk)) is not None:
+            await task
+
+
+@transactional_db
+@pytest.mark.parametrize(
+    "name", sorted(name for name, route in ROUTES.items() if route.methods == ("POST",))
+)
+async def test_every_state_changing_route_checks_csrf(name, fake_upstream):
+    objects = await sync_to_async(_objects)()
+    client = AsyncClient(enforce_csrf_checks=True)
+    await sync_to_async(client.force_login)(objects.personas["owner"])
+    response = await client.post(_url(URL_ROUTES[name], objects), {"text": "Hello"})
+    assert response.status_code == 403
+    assert await Message.objects.acount() == 2
+
+
+@transactional_db
+@pytest.mark.parametrize(("persona", "connects"), [(p, p == "owner") for p in PERSONAS])
+async def test_only_the_owner_may_open_the_conversation_socket(persona, connects):
+    objects = await sync_to_async(_objects)()
+    communicator = WebsocketCommunicator(
+        URLRouter(websocket_urlpatterns), f"/ws/conversations/{objects.conversation.pk}/"
+    )
+    communicator.scope["user"] = objects.personas[persona] or AnonymousUser()
+    connected, _ = await communicator.connect()
+    assert connected is connects
+    await communicator.disconnect()
