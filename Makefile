@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export DJANGO_SETTINGS_MODULE := webchat.settings
 
-.PHONY: run test lint format clean
+.PHONY: run test audit lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	SECRET_KEY=unused $(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest -n auto -q
+
+# Known vulnerabilities in the pinned dependencies (needs PyPI's JSON API or OSV).
+audit: $(VENV)/.installed-test
+	$(BIN)/pip-audit -r constraints.txt --strict --progress-spinner off
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

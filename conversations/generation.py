@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 # How long a finished generation waits for its publisher, saver and listener to stop.
 BACKGROUND_STOP_SECONDS = 2.0
+STOP_LISTENING = "generation.stop"
 
 # Strong references to running generations: asyncio keeps only weak ones.
 _running: dict[int, asyncio.Task] = {}
@@ -136,6 +137,7 @@ class ReplyGeneration:
         self.owns_reply = True
         self.changed = asyncio.Event()
         self.finished = False
+        self.control_channel = ""
         self.stop_saving = asyncio.Event()
         self.started_at = 0.0
         self.task: asyncio.Task | None = None
@@ -171,8 +173,7 @@ class ReplyGeneration:
             # The saver, too, stops at a flag: cancelled while its write runs in a thread,
             # it would miss the heartbeat it stored, and _finish would see a takeover.
             self.stop_saving.set()
-            for task in background[2:]:
-                task.cancel()
+            await self._stop_answering_sync_requests(background[2])
             _done, stuck = await asyncio.wait(background, timeout=BACKGROUND_STOP_SECONDS)
             if stuck:
                 logger.warning(
@@ -407,13 +408,21 @@ class ReplyGeneration:
         channel = await self.layer.new_channel()
         control_group = control_group_name(self.reply.conversation_id)
         await self.layer.group_add(control_group, channel)
+        self.control_channel = channel
         try:
-            while True:
-                await self.layer.receive(channel)
+            while (await self.layer.receive(channel))["type"] != STOP_LISTENING:
                 await self._send_full_render()
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.layer.group_discard(control_group, channel))
+
+    async def _stop_answering_sync_requests(self, listener: asyncio.Task) -> None:
+        # A message, not a cancellation: cancelling a receive in the middle of its Redis
+        # read breaks the connection that every socket of this process receives through.
+        if self.control_channel:
+            await self.layer.send(self.control_channel, {"type": STOP_LISTENING})
+        else:
+            listener.cancel()
 
     async def _finish(self) -> None:
         self._sync_text()
