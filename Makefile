@@ -37,7 +37,9 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	SECRET_KEY=unused $(BIN)/python manage.py makemigrations --check --dry-run
-	$(BIN)/pytest -n auto -q
+	$(BIN)/pytest -n auto -q -m "not browser"
+	# One browser and one server at a time: on a small machine they race otherwise.
+	$(BIN)/pytest -q -m browser
 
 # Known vulnerabilities in the pinned dependencies (needs PyPI's JSON API or OSV).
 audit: $(VENV)/.installed-test
