@@ -158,19 +158,26 @@ async def _get_reply(conversation: Conversation, message_id: int) -> Message:
         raise Http404("No such message.") from None
 
 
-@require_POST
-async def reply_retry(request: HttpRequest, conversation_id: int, message_id: int) -> HttpResponse:
-    """Answer again in a new reply after a failed, interrupted or cut-off one."""
+async def _generate_again(
+    request: HttpRequest, conversation_id: int, message_id: int, action
+) -> HttpResponse:
+    """Run ``action`` (Retry or Continue) on a reply, then stream what it starts."""
     conversation = await _get_conversation_for_user(request, conversation_id)
     reply = await _get_reply(conversation, message_id)
     try:
-        retry = await sync_to_async(services.reply_retry)(reply=reply)
+        generated = await sync_to_async(action)(reply=reply)
     except services.MessageRefused as refusal:
         return await _refused(request, conversation, "", str(refusal))
-    start_generation(retry)
+    start_generation(generated)
     if request.htmx:
-        return render(request, "conversations/partials/_message.html", {"message": retry})
+        return render(request, "conversations/partials/_message.html", {"message": generated})
     return redirect(conversation)
+
+
+@require_POST
+async def reply_retry(request: HttpRequest, conversation_id: int, message_id: int) -> HttpResponse:
+    """Answer again in a new reply after a failed, interrupted or cut-off one."""
+    return await _generate_again(request, conversation_id, message_id, services.reply_retry)
 
 
 @require_POST
@@ -178,16 +185,7 @@ async def reply_continue(
     request: HttpRequest, conversation_id: int, message_id: int
 ) -> HttpResponse:
     """Generate more of an interrupted or cut-off reply, into the same message."""
-    conversation = await _get_conversation_for_user(request, conversation_id)
-    reply = await _get_reply(conversation, message_id)
-    try:
-        reply = await sync_to_async(services.reply_continue)(reply=reply)
-    except services.MessageRefused as refusal:
-        return await _refused(request, conversation, "", str(refusal))
-    start_generation(reply)
-    if request.htmx:
-        return render(request, "conversations/partials/_message.html", {"message": reply})
-    return redirect(conversation)
+    return await _generate_again(request, conversation_id, message_id, services.reply_continue)
 
 
 async def _get_attachment_for_user(request: HttpRequest, attachment_id: int) -> Attachment:
