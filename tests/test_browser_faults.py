@@ -4,13 +4,11 @@ import shutil
 
 import pytest
 
+from tests.browser_fixtures import CHROMIUM, PASSWORD
 from tests.live_server import LiveServer
 from tests.tcp_proxy import TcpProxy
 from tests.upstream_fixtures import TEST_API_KEY
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic"]
-PASSWORD = "correct horse battery"
 # Counts the socket's openings and messages, so a test can tell that the page reconnected,
 # or that the state the socket sends on connect has been applied.
 COUNT_SOCKET_OPENINGS = (
@@ -51,16 +49,6 @@ def webchat_server(tmp_path_factory, fake_upstream_server):
     server = _server(tmp_path_factory.mktemp("live"), fake_upstream_server)
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

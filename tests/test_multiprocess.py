@@ -17,7 +17,7 @@ import pytest
 import redis
 from websockets.sync.client import ClientConnection, connect
 
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, sign_in
 from tests.upstream_fixtures import TEST_API_KEY
 
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
@@ -88,16 +88,7 @@ def client(servers) -> Iterator[httpx.Client]:
     """Signed in on server A; the session is valid on B too (one database, one key)."""
     server_a, _ = servers
     with httpx.Client(base_url=server_a.url, timeout=10) as client:
-        client.get("/accounts/login/")
-        response = client.post(
-            "/accounts/login/",
-            data={
-                "username": "alice",
-                "password": PASSWORD,
-                "csrfmiddlewaretoken": client.cookies["csrftoken"],
-            },
-        )
-        assert response.status_code == 302, response.text
+        sign_in(client, "alice", PASSWORD)
         yield client
 
 

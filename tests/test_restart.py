@@ -9,24 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, sign_in
 from tests.upstream_fixtures import TEST_API_KEY
 
 PASSWORD = "correct horse battery"
 STALE_REPLY_SECONDS = 1.0
-
-
-def _logged_in(client: httpx.Client) -> None:
-    client.get("/accounts/login/")
-    response = client.post(
-        "/accounts/login/",
-        data={
-            "username": "alice",
-            "password": PASSWORD,
-            "csrfmiddlewaretoken": client.cookies["csrftoken"],
-        },
-    )
-    assert response.status_code == 302, response.text
 
 
 def _reply_row(database: Path) -> dict:
@@ -72,7 +59,7 @@ def test_a_reply_cut_off_by_sigkill_keeps_its_text_and_is_interrupted_after_a_re
     fake_upstream_server.reset(token_count=400, token_interval=0.02)
     database = tmp_path / "live.sqlite3"
     with httpx.Client(base_url=server.url) as client:
-        _logged_in(client)
+        sign_in(client, "alice", PASSWORD)
         response = client.post(
             "/c/new/",
             data={"text": "Tell me a long story"},
