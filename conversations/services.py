@@ -138,14 +138,18 @@ def _exchange_create(
     Attachment.objects.bulk_create(unsaved_attachments)
     # Loaded now, so the page can render the message without querying from async code.
     prefetch_related_objects([user_message], "attachments")
-    reply = Message.objects.create(
+    return user_message, _pending_reply_create(conversation)
+
+
+def _pending_reply_create(conversation: Conversation) -> Message:
+    """A reply waiting for the model; its heartbeat starts now, before the generation."""
+    return Message.objects.create(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         status=Message.Status.PENDING,
         model=conversation.model,
         heartbeat_at=timezone.now(),
     )
-    return user_message, reply
 
 
 def history_for_reply(reply: Message) -> list[dict]:
@@ -259,13 +263,7 @@ def reply_retry(*, reply: Message) -> Message:
     conversation = reply.conversation
     with _one_active_reply(conversation), transaction.atomic():
         _reply_restart_check(reply)
-        retry = Message.objects.create(
-            conversation=conversation,
-            role=Message.Role.ASSISTANT,
-            status=Message.Status.PENDING,
-            model=conversation.model,
-            heartbeat_at=timezone.now(),
-        )
+        retry = _pending_reply_create(conversation)
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
     return retry
 
