@@ -11,16 +11,43 @@ from conversations import failures
 
 
 class Conversation(models.Model):
+    class TitleSource(models.TextChoices):
+        FIRST_WORDS = "first_words", "The first words of the first message"
+        MODEL = "model", "Written by the model"
+        USER = "user", "Chosen by the user"
+
+    class ReasoningEffort(models.TextChoices):
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
     )
     title = models.CharField(max_length=200, blank=True)
+    title_source = models.CharField(
+        max_length=16, choices=TitleSource.choices, default=TitleSource.FIRST_WORDS
+    )
+    pinned = models.BooleanField(default=False)
     model = models.CharField(max_length=100)
+    # The end of the branch of the message tree that is shown and forwarded.
+    current_leaf = models.ForeignKey(
+        "Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Settings of the request; empty ones are not sent, leaving the provider's default.
+    system_prompt = models.TextField(blank=True)
+    temperature = models.FloatField(null=True, blank=True)
+    top_p = models.FloatField(null=True, blank=True)
+    top_k = models.PositiveIntegerField(null=True, blank=True)
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    reasoning_effort = models.CharField(
+        max_length=8, choices=ReasoningEffort.choices, blank=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
-        ordering = ["-updated_at"]
+        ordering = ["-pinned", "-updated_at"]
         indexes = [models.Index(fields=["owner", "-updated_at"], name="conversation_owner_recent")]
 
     def __str__(self) -> str:
@@ -46,11 +73,16 @@ class Message(models.Model):
         COMPLETE = "complete", "Complete"
         ERROR = "error", "Error"
         INTERRUPTED = "interrupted", "Interrupted"
+        STOPPED = "stopped", "Stopped"
 
     ACTIVE_STATUSES = (Status.PENDING, Status.STREAMING)
 
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    # The message this one answers or follows; siblings are versions of one turn.
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="children"
     )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
@@ -259,3 +291,83 @@ class Invitation(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.used_at is None and self.expires_at > timezone.now()
+
+
+class Preset(models.Model):
+    """A system prompt a user saved under a name, to start conversations from."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presets"
+    )
+    name = models.CharField(max_length=100)
+    system_prompt = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="one_preset_name_per_owner")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Flag(models.Model):
+    """A reviewer's mark on a conversation, or on one message of it, with a note."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="flags")
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, null=True, blank=True, related_name="flags"
+    )
+    note = models.TextField(blank=True)
+    flagged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    cleared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["cleared_at"], name="flag_open")]
+
+    def __str__(self) -> str:
+        target = f"message {self.message_id}" if self.message_id else "conversation"
+        return f"Flag on {target} of conversation {self.conversation_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.cleared_at is None
+
+
+class ReviewAccess(models.Model):
+    """One staff member's reading of another user's conversation; never edited.
+
+    The names are copied so the record outlives the people and conversation it names.
+    """
+
+    viewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    viewer_username = models.CharField(max_length=150)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.SET_NULL, null=True, related_name="review_accesses"
+    )
+    conversation_ref = models.PositiveBigIntegerField(help_text="The conversation's number.")
+    owner_username = models.CharField(max_length=150)
+    viewed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-viewed_at"]
+        verbose_name = "review access"
+        verbose_name_plural = "review accesses"
+
+    def __str__(self) -> str:
+        return f"{self.viewer_username} read conversation {self.conversation_ref}"
