@@ -36,10 +36,13 @@ def image_limits() -> ImageLimits:
 
 def attachments_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Attachment]:
     """The attachments ``user`` may open: those of their own conversations, and every one
-    for those allowed to view attachments (reviewers and admins, by their groups)."""
+    for those allowed to view attachments (reviewers and admins, by their groups) while
+    staff may read conversations (WEBCHAT_STAFF_CAN_READ_CONVERSATIONS)."""
     if not user.is_authenticated:
         return Attachment.objects.none()
-    if user.has_perm("conversations.view_attachment"):
+    if settings.WEBCHAT_STAFF_CAN_READ_CONVERSATIONS and user.has_perm(
+        "conversations.view_attachment"
+    ):
         return Attachment.objects.all()
     return Attachment.objects.filter(message__conversation__owner=user)
 
@@ -71,8 +74,19 @@ def files_stored(images: Sequence[NormalizedImage]) -> Iterator[list[Attachment]
         raise
 
 
+def copies_of(originals: Sequence[Attachment]) -> list[Attachment]:
+    """Unsaved attachments sharing the files of ``originals`` (an edited message's images)."""
+    fields = ["image", "thumbnail", "content_type", "width", "height", "size", "original_name"]
+    return [
+        Attachment(**{name: getattr(original, name) for name in fields}) for original in originals
+    ]
+
+
 def files_delete(attachment: Attachment) -> None:
-    """Delete an attachment's files from storage; a failure is logged, not raised."""
+    """Delete an attachment's files from storage, unless another attachment (a copy on an
+    edited message) still uses them; a failure is logged, not raised."""
+    if Attachment.objects.filter(image=attachment.image.name).exists():
+        return
     for field_file in (attachment.image, attachment.thumbnail):
         if not field_file.name:
             continue

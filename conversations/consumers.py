@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from conversations import frames, services
 from conversations.deactivation import user_group_name
-from conversations.generation import control_group_name
+from conversations.generation import SYNC_REQUEST, control_group_name
 from conversations.models import Conversation, Message
 
 # Looked at again this long after a reply's heartbeat would have gone stale.
@@ -83,7 +83,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=state_frame)
         # A running generation answers with a full render, newer than the database.
         await self.channel_layer.group_send(
-            control_group_name(conversation_id), {"type": "generation.sync"}
+            control_group_name(conversation_id), {"type": SYNC_REQUEST}
         )
         self._watch_for_a_dead_generation()
 

@@ -28,7 +28,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from conversations import failures, frames, services
+from conversations import conversation_settings, failures, frames, services, titles
 from conversations.failures import Failure, RetryPolicy, StreamStalled
 from conversations.models import Message
 from conversations.upstream import (
@@ -47,7 +47,11 @@ logger = logging.getLogger(__name__)
 
 # How long a finished generation waits for its publisher, saver and listener to stop.
 BACKGROUND_STOP_SECONDS = 2.0
-STOP_LISTENING = "generation.stop"
+# Messages on a generation's control group: a socket joined, a user pressed Stop, and
+# the generation's own signal to its listener that it is over.
+SYNC_REQUEST = "generation.sync"
+STOP_REQUEST = "generation.stop"
+STOP_LISTENING = "generation.listener.stop"
 
 # Strong references to running generations: asyncio keeps only weak ones.
 _running: dict[int, asyncio.Task] = {}
@@ -75,6 +79,13 @@ def running_generation(reply_id: int) -> asyncio.Task | None:
 def control_group_name(conversation_id: int) -> str:
     """The group a running generation listens on for requests from sockets."""
     return f"conversation_{conversation_id}_generation"
+
+
+async def stop_generation(reply: Message) -> None:
+    """Ask the generation of ``reply`` to stop, in whichever process it runs."""
+    await get_channel_layer().group_send(
+        control_group_name(reply.conversation_id), {"type": STOP_REQUEST, "reply_id": reply.pk}
+    )
 
 
 def upstream_slots() -> asyncio.Semaphore:
@@ -107,10 +118,6 @@ def _stored_usage(reply: Message) -> Usage:
     )
 
 
-def _exchange_html(conversation_id: int) -> str:
-    return frames.exchange_frame(services.latest_exchange(conversation_id=conversation_id))
-
-
 class GenerationFailed(Exception):
     def __init__(self, failure: Failure) -> None:
         super().__init__(failure.message)
@@ -141,6 +148,9 @@ class ReplyGeneration:
         self.stop_saving = asyncio.Event()
         self.started_at = 0.0
         self.task: asyncio.Task | None = None
+        self.generating: asyncio.Task | None = None
+        self.stopped_by_user = False
+        reply.is_branch_end = True
 
     async def run(self) -> None:
         self.task = asyncio.current_task()
@@ -152,8 +162,16 @@ class ReplyGeneration:
         ]
         try:
             await self._announce()
-            await self._generate()
-            self.reply.status = Message.Status.COMPLETE
+            self.generating = asyncio.create_task(self._generate())
+            if self.stopped_by_user:  # before the request was even sent
+                self.generating.cancel()
+            try:
+                await self.generating
+                self.reply.status = Message.Status.COMPLETE
+            except asyncio.CancelledError:
+                if not self.stopped_by_user or self.task.cancelling():
+                    raise
+                self.reply.status = Message.Status.STOPPED
         except GenerationFailed as failed:
             self._log_failure(failed)
             self._fail(failed.failure)
@@ -183,12 +201,26 @@ class ReplyGeneration:
 
     async def _announce(self) -> None:
         """Show the exchange in every open tab, and this reply as waiting for the model."""
-        exchange = await sync_to_async(_exchange_html)(self.reply.conversation_id)
-        await self._send(exchange + frames.message_frame(self.reply))
+        exchange = await sync_to_async(services.latest_exchange)(
+            conversation_id=self.reply.conversation_id
+        )
+        for message in exchange:
+            if message.pk == self.reply.pk:
+                self.reply.versions = message.versions
+        await self._send(frames.exchange_frame(exchange) + frames.message_frame(self.reply))
+
+    def _stop(self) -> None:
+        """Stop at the user's request: the upstream request is cancelled (its connection
+        closed) and the reply keeps what arrived."""
+        self.stopped_by_user = True
+        if self.generating is not None:
+            self.generating.cancel()
 
     async def _generate(self) -> None:
         messages = await sync_to_async(services.history_for_reply)(self.reply)
-        request = ChatRequest(model=self.reply.model, messages=messages)
+        request = await sync_to_async(conversation_settings.chat_request)(
+            reply=self.reply, messages=messages
+        )
         policy = _retry_policy()
         retries: Counter[str] = Counter()
         while True:
@@ -404,14 +436,19 @@ class ReplyGeneration:
             self.task.cancel()
 
     async def _answer_sync_requests(self) -> None:
-        """Send a full render whenever a socket joins, so a late page catches up at once."""
+        """Send a full render whenever a socket joins, so a late page catches up at once;
+        stop when a user asks to."""
         channel = await self.layer.new_channel()
         control_group = control_group_name(self.reply.conversation_id)
         await self.layer.group_add(control_group, channel)
         self.control_channel = channel
         try:
-            while (await self.layer.receive(channel))["type"] != STOP_LISTENING:
-                await self._send_full_render()
+            while (request := await self.layer.receive(channel))["type"] != STOP_LISTENING:
+                if request["type"] == STOP_REQUEST:
+                    if request.get("reply_id") == self.reply.pk:
+                        self._stop()
+                else:
+                    await self._send_full_render()
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.layer.group_discard(control_group, channel))
@@ -435,6 +472,8 @@ class ReplyGeneration:
                 shown = await Message.objects.aget(pk=self.reply.pk)
         finally:
             await self._send(frames.message_frame(shown))
+        if shown is self.reply and shown.status == Message.Status.COMPLETE:
+            titles.title_generation_start(shown)  # names the conversation after its first reply
 
     def _final_fields(self) -> dict:
         names = [

@@ -40,9 +40,7 @@ class Conversation(models.Model):
     top_p = models.FloatField(null=True, blank=True)
     top_k = models.PositiveIntegerField(null=True, blank=True)
     max_tokens = models.PositiveIntegerField(null=True, blank=True)
-    reasoning_effort = models.CharField(
-        max_length=8, choices=ReasoningEffort.choices, blank=True
-    )
+    reasoning_effort = models.CharField(max_length=8, choices=ReasoningEffort.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
@@ -123,6 +121,9 @@ class Message(models.Model):
     # A passing state of a running generation, shown in its bubble ("Rate limited, retrying
     # in 3 s…"); set on the in-memory reply only, never stored.
     notice = ""
+    # Set where a message is rendered at the end of the shown branch: only there can a
+    # reply be generated again or continued.
+    is_branch_end = False
 
     @property
     def is_active(self) -> bool:
@@ -134,23 +135,36 @@ class Message(models.Model):
         return self.status == self.Status.COMPLETE and self.finish_reason == "length"
 
     @property
-    def can_be_retried(self) -> bool:
-        return self.role == self.Role.ASSISTANT and (
-            self.status in (self.Status.ERROR, self.Status.INTERRUPTED) or self.is_cut_off
-        )
+    def is_unfinished(self) -> bool:
+        """A reply that ended before the model finished it."""
+        unfinished = (self.Status.ERROR, self.Status.INTERRUPTED, self.Status.STOPPED)
+        return self.role == self.Role.ASSISTANT and (self.status in unfinished or self.is_cut_off)
 
     @property
     def can_be_continued(self) -> bool:
-        return self.can_be_retried and bool(self.content)
+        return self.is_unfinished and bool(self.content)
+
+    @property
+    def _may_act(self) -> bool:
+        return self.is_branch_end and self.error_code not in failures.HOPELESS_CODES
 
     @property
     def offers_retry(self) -> bool:
         """Whether the bubble shows Retry: not when retrying cannot help (a rejected key)."""
-        return self.can_be_retried and self.error_code not in failures.HOPELESS_CODES
+        return self._may_act and self.is_unfinished
+
+    @property
+    def offers_regenerate(self) -> bool:
+        return (
+            self._may_act
+            and self.role == self.Role.ASSISTANT
+            and self.status == self.Status.COMPLETE
+            and not self.is_cut_off
+        )
 
     @property
     def offers_continue(self) -> bool:
-        return self.can_be_continued and self.error_code not in failures.HOPELESS_CODES
+        return self._may_act and self.can_be_continued
 
     @property
     def dom_id(self) -> str:

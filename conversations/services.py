@@ -4,7 +4,7 @@ These are synchronous (they run in transactions); async callers wrap them with
 ``sync_to_async``. Each one validates first and changes nothing when it refuses.
 """
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
-from conversations import access, attachments, failures, limits
+from conversations import access, attachments, failures, limits, tree
 from conversations.images import NormalizedImage
 from conversations.models import Attachment, Conversation, Message
 
@@ -86,6 +86,7 @@ def conversation_start(
     text: str,
     images: Sequence[NormalizedImage] = (),
     model: str = "",
+    system_prompt: str = "",
 ) -> tuple[Conversation, Message]:
     """Create a conversation with its first message; return it and the pending reply."""
     text = message_text_clean(text, with_images=bool(images))
@@ -94,7 +95,9 @@ def conversation_start(
     title = title_from_text(text) or title_from_text(", ".join(i.original_name for i in images))
     with attachments.files_stored(images) as unsaved_attachments, transaction.atomic():
         _active_replies_check(owner_id=owner.pk)
-        conversation = Conversation.objects.create(owner=owner, title=title, model=model)
+        conversation = Conversation.objects.create(
+            owner=owner, title=title, model=model, system_prompt=system_prompt
+        )
         _user_message, reply = _exchange_create(
             conversation=conversation, text=text, unsaved_attachments=unsaved_attachments
         )
@@ -108,57 +111,85 @@ def message_send(
     text = message_text_clean(text, with_images=bool(images))
     image_count_check(len(images))
     model_access_check(conversation.owner, conversation)
-    try:
-        with attachments.files_stored(images) as unsaved_attachments, transaction.atomic():
-            # A reply left active by a generation that died must not block the conversation.
-            stale_replies_interrupt(conversation=conversation)
-            _active_replies_check(owner_id=conversation.owner_id)
-            user_message, reply = _exchange_create(
-                conversation=conversation, text=text, unsaved_attachments=unsaved_attachments
-            )
-            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
-    except IntegrityError:
-        if conversation.messages.filter(status__in=Message.ACTIVE_STATUSES).exists():
-            raise MessageRefused(
-                "A reply is still being written in this conversation. "
-                "Wait for it to finish, then send your message."
-            ) from None
-        raise
+    with (
+        _one_active_reply(conversation),
+        attachments.files_stored(images) as unsaved_attachments,
+        transaction.atomic(),
+    ):
+        # A reply left active by a generation that died must not block the conversation.
+        stale_replies_interrupt(conversation=conversation)
+        _active_replies_check(owner_id=conversation.owner_id)
+        user_message, reply = _exchange_create(
+            conversation=conversation, text=text, unsaved_attachments=unsaved_attachments
+        )
     return user_message, reply
 
 
 def _exchange_create(
-    *, conversation: Conversation, text: str, unsaved_attachments: Sequence[Attachment]
+    *,
+    conversation: Conversation,
+    text: str,
+    unsaved_attachments: Sequence[Attachment],
+    parent_id: int | None = None,
+    follows_branch: bool = True,
 ) -> tuple[Message, Message]:
+    """A user message and its pending reply, which becomes the end of the shown branch.
+
+    The message follows the shown branch, or (editing) goes under ``parent_id``.
+    """
+    if follows_branch:
+        parent_id = _branch_end_id(conversation)
     user_message = Message.objects.create(
-        conversation=conversation, role=Message.Role.USER, content=text
+        conversation=conversation, role=Message.Role.USER, content=text, parent_id=parent_id
     )
     for attachment in unsaved_attachments:
         attachment.message = user_message
     Attachment.objects.bulk_create(unsaved_attachments)
     # Loaded now, so the page can render the message without querying from async code.
     prefetch_related_objects([user_message], "attachments")
-    return user_message, _pending_reply_create(conversation)
+    return user_message, _pending_reply_create(conversation, question=user_message)
 
 
-def _pending_reply_create(conversation: Conversation) -> Message:
-    """A reply waiting for the model; its heartbeat starts now, before the generation."""
-    return Message.objects.create(
+def _branch_end_id(conversation: Conversation) -> int | None:
+    """The last message of the shown branch, as stored now (another tab may have moved it)."""
+    return tree.branch_end_id(
+        Conversation.objects.filter(pk=conversation.pk).values_list("current_leaf", flat=True)[0],
+        conversation_id=conversation.pk,
+    )
+
+
+def _pending_reply_create(conversation: Conversation, *, question: Message) -> Message:
+    """A reply to ``question`` waiting for the model, shown from now on; its heartbeat
+    starts now, before the generation."""
+    reply = Message.objects.create(
         conversation=conversation,
+        parent=question,
         role=Message.Role.ASSISTANT,
         status=Message.Status.PENDING,
         model=conversation.model,
         heartbeat_at=timezone.now(),
     )
+    _conversation_touch(conversation, current_leaf=reply)
+    return reply
+
+
+def _conversation_touch(conversation: Conversation, **changes) -> None:
+    """Record activity (the sidebar's order), with ``changes``, without a full save."""
+    changes["updated_at"] = timezone.now()
+    Conversation.objects.filter(pk=conversation.pk).update(**changes)
+    for name, value in changes.items():
+        setattr(conversation, name, value)
 
 
 def history_for_reply(reply: Message) -> list[dict]:
-    """The messages to forward to the API for ``reply``: everything said before it."""
-    earlier = _latest_replies_only(
-        reply.conversation.messages.filter(pk__lt=reply.pk)
-        .exclude(role=Message.Role.ASSISTANT, content="")
-        .prefetch_related("attachments")
-    )
+    """The messages to forward to the API for ``reply``: its branch of the tree before it."""
+    earlier = [
+        message
+        for message in tree.messages_in_order(
+            tree.shape_of(reply.conversation_id).branch_to(reply.parent_id)
+        )
+        if message.role == Message.Role.USER or message.content
+    ]
     forwarded_images = attachments.images_to_forward(earlier, settings.WEBCHAT_MAX_REQUEST_BYTES)
     history = [_message_payload(message, forwarded_images) for message in earlier]
     if reply.content:
@@ -176,28 +207,17 @@ def _message_payload(message: Message, forwarded_images: set[int]) -> dict:
 
 
 def latest_exchange(*, conversation_id: int) -> list[Message]:
-    """The conversation's last user message and every message after it (its replies)."""
-    messages = Message.objects.filter(conversation_id=conversation_id)
-    last_question = messages.filter(role=Message.Role.USER).order_by("-pk").first()
-    if last_question is None:
-        return list(messages.order_by("-pk")[:1])
-    return list(messages.filter(pk__gte=last_question.pk).prefetch_related("attachments"))
-
-
-def _latest_replies_only(messages: Iterable[Message]) -> list[Message]:
-    """Drop each assistant message that another assistant message follows (a retried reply).
-
-    A reply being generated counts as following the messages before it, so the replies it
-    retries are left out of its own history.
-    """
-    kept: list[Message] = []
-    for message in messages:
-        if kept and kept[-1].role == Message.Role.ASSISTANT == message.role:
-            kept.pop()
-        kept.append(message)
-    if kept and kept[-1].role == Message.Role.ASSISTANT:
-        kept.pop()
-    return kept
+    """The shown branch's last user message and its reply, with their versions."""
+    conversation = Conversation.objects.only("current_leaf").get(pk=conversation_id)
+    shape = tree.shape_of(conversation_id)
+    ids = tree.branch_ids(conversation, shape)[-2:]
+    messages = tree.messages_in_order(ids)
+    if len(messages) == 2 and messages[0].role == Message.Role.ASSISTANT:
+        messages = messages[1:]
+    tree.annotate_versions(messages, shape)
+    if messages:
+        messages[-1].is_branch_end = True
+    return messages
 
 
 def _stale_cutoff() -> datetime:
@@ -250,28 +270,27 @@ def _active_replies_check(*, owner_id: int) -> None:
         )
 
 
-def reply_retry(*, reply: Message) -> Message:
-    """Start a new reply in place of ``reply``, which failed, was interrupted or cut short.
+def reply_regenerate(*, reply: Message) -> Message:
+    """Answer ``reply``'s question again, in a new version of the reply.
 
-    The old reply stays as it is; the new one follows it, and from then on only the new
-    one is forwarded to the model (see ``history_for_reply``).
+    The old reply stays, as another version (see ``tree``); the new one is shown and,
+    from then on, forwarded to the model in its place.
     """
-    if not reply.can_be_retried:
-        raise MessageRefused(
-            "Only a reply that failed, was interrupted or was cut short can be retried."
-        )
+    if reply.role != Message.Role.ASSISTANT or reply.is_active:
+        raise MessageRefused("Only a finished reply can be generated again.")
     conversation = reply.conversation
     with _one_active_reply(conversation), transaction.atomic():
         _reply_restart_check(reply)
-        retry = _pending_reply_create(conversation)
-        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
-    return retry
+        regenerated = _pending_reply_create(conversation, question=reply.parent)
+    return regenerated
 
 
 def reply_continue(*, reply: Message) -> Message:
     """Generate more of ``reply`` into the same message, after the text it already has."""
     if not reply.can_be_continued:
-        raise MessageRefused("Only a reply that was interrupted or cut short can be continued.")
+        raise MessageRefused(
+            "Only a reply that was stopped, interrupted or cut short can be continued."
+        )
     conversation = reply.conversation
     changes = {
         "status": Message.Status.PENDING,
@@ -287,23 +306,65 @@ def reply_continue(*, reply: Message) -> Message:
         claimed = Message.objects.filter(pk=reply.pk, status=reply.status).update(**changes)
         if not claimed:
             raise MessageRefused("This reply changed in the meantime. Reload the page.")
-        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+        _conversation_touch(conversation)
     for name, value in changes.items():
         setattr(reply, name, value)
     return reply
 
 
 def _reply_restart_check(reply: Message) -> None:
-    """Refuse to retry or continue a reply while another is written, or a later one exists."""
+    """Refuse to regenerate or continue a reply while another is written, or when it is
+    not the end of the shown branch."""
     conversation = reply.conversation
     model_access_check(conversation.owner, conversation)
-    stale_replies_interrupt(conversation=conversation)
-    later = conversation.messages.filter(pk__gt=reply.pk)
-    if later.filter(status__in=Message.ACTIVE_STATUSES).exists():
-        raise MessageRefused(STILL_WRITING)
-    if later.exists():
-        raise MessageRefused("Only the latest reply can be retried or continued.")
+    _nothing_active_check(conversation)
+    if _branch_end_id(conversation) != reply.pk:
+        raise MessageRefused("Only the latest reply can be generated again or continued.")
     _active_replies_check(owner_id=conversation.owner_id)
+
+
+def _nothing_active_check(conversation: Conversation) -> None:
+    stale_replies_interrupt(conversation=conversation)
+    if conversation.messages.filter(status__in=Message.ACTIVE_STATUSES).exists():
+        raise MessageRefused(STILL_WRITING)
+
+
+def message_edit(*, message: Message, text: str) -> tuple[Message, Message]:
+    """Send an edited ``message`` as a new version of it, and answer it.
+
+    The conversation goes on from the new version; the original and everything after it
+    stay in the tree. Images of the original go with the new version.
+    """
+    if message.role != Message.Role.USER:
+        raise MessageRefused("Only your own messages can be edited.")
+    originals = list(message.attachments.all())
+    text = message_text_clean(text, with_images=bool(originals))
+    conversation = message.conversation
+    model_access_check(conversation.owner, conversation)
+    with _one_active_reply(conversation), transaction.atomic():
+        _nothing_active_check(conversation)
+        _active_replies_check(owner_id=conversation.owner_id)
+        edited, reply = _exchange_create(
+            conversation=conversation,
+            text=text,
+            unsaved_attachments=attachments.copies_of(originals),
+            parent_id=message.parent_id,
+            follows_branch=False,
+        )
+    return edited, reply
+
+
+def branch_show(*, conversation: Conversation, message: Message) -> None:
+    """Show the version ``message`` (and the newest branch below it)."""
+    with transaction.atomic():
+        _nothing_active_check(conversation)
+        leaf_id = tree.shape_of(conversation.pk).newest_leaf_under(message.pk)
+        Conversation.objects.filter(pk=conversation.pk).update(current_leaf_id=leaf_id)
+    conversation.current_leaf_id = leaf_id
+
+
+def active_reply(conversation: Conversation) -> Message | None:
+    return conversation.messages.filter(status__in=Message.ACTIVE_STATUSES).first()
 
 
 @contextmanager

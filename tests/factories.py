@@ -26,11 +26,24 @@ class ConversationFactory(factory.django.DjangoModelFactory):
 class MessageFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Message
+        skip_postgeneration_save = True
 
     conversation = factory.SubFactory(ConversationFactory)
     role = Message.Role.USER
     content = factory.Sequence(lambda n: f"Message {n}")
     status = Message.Status.COMPLETE
+    # By default a message follows the conversation's shown branch and becomes its end.
+    parent = factory.LazyAttribute(
+        lambda message: Message.objects.filter(
+            pk=Conversation.objects.filter(pk=message.conversation.pk).values("current_leaf")[:1]
+        ).first()
+    )
+
+    @factory.post_generation
+    def becomes_current_leaf(message: Message, create: bool, extracted: bool | None, **kwargs):
+        if create and extracted is not False:
+            Conversation.objects.filter(pk=message.conversation_id).update(current_leaf=message)
+            message.conversation.current_leaf = message
 
 
 def user_with_role(role: str, **fields) -> AbstractBaseUser:

@@ -12,7 +12,7 @@ from conversations.models import Message
 from conversations.routing import websocket_urlpatterns
 
 HTMX = {"HX-Request": "true"}
-FINAL_STATUSES = ("complete", "error", "interrupted")
+FINAL_STATUSES = ("complete", "error", "interrupted", "stopped")
 
 
 def communicator_for(conversation_id: int, user) -> WebsocketCommunicator:

@@ -21,7 +21,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from conversations import images, roles, services
 from conversations.generation import running_generation
-from conversations.models import Message
+from conversations.models import Message, Preset
 from conversations.routing import websocket_urlpatterns
 from tests import image_files
 from tests.factories import ConversationFactory, user_with_role
@@ -44,11 +44,23 @@ class Route:
 
 ROUTES = {
     "conversations:index": Route(("GET",), MEMBERS),
+    # A cookie on the browser, not the account; it sets nothing on the server.
+    "conversations:theme": Route(("POST",), PUBLIC),
     "conversations:create": Route(("POST",), MEMBERS),
     "conversations:detail": Route(("GET",), OWNER),
     "conversations:message-create": Route(("POST",), OWNER),
-    "conversations:reply-retry": Route(("POST",), OWNER),
+    "conversations:older-messages": Route(("GET",), OWNER),
+    "conversations:reply-stop": Route(("POST",), OWNER),
+    "conversations:export-markdown": Route(("GET",), OWNER),
+    "conversations:export-json": Route(("GET",), OWNER),
+    "conversations:reply-regenerate": Route(("POST",), OWNER),
     "conversations:reply-continue": Route(("POST",), OWNER),
+    "conversations:message-edit": Route(("GET", "POST"), OWNER),
+    "conversations:version-show": Route(("POST",), OWNER),
+    "conversations:settings": Route(("GET", "POST"), OWNER),
+    "conversations:settings-preset": Route(("POST",), OWNER),
+    "conversations:presets": Route(("GET", "POST"), MEMBERS),
+    "conversations:preset-delete": Route(("POST",), OWNER),
     "conversations:attachment": Route(("GET",), OWNER_AND_REVIEWERS),
     "conversations:attachment-thumbnail": Route(("GET",), OWNER_AND_REVIEWERS),
     "setup": Route(("GET", "POST"), PUBLIC),
@@ -70,7 +82,9 @@ ROUTES = {
 KWARGS = {
     "conversation_id": lambda objects: objects.conversation.pk,
     "message_id": lambda objects: objects.reply.pk,
+    "user_message_id": lambda objects: objects.user_message.pk,
     "attachment_id": lambda objects: objects.attachment.pk,
+    "preset_id": lambda objects: objects.preset.pk,
     "token": lambda objects: "not-a-valid-token",
     "uidb64": lambda objects: "MQ",
 }
@@ -108,8 +122,10 @@ URL_ROUTES = dict(_walk(get_resolver()))
 class Objects:
     personas: dict
     conversation: object
+    user_message: Message
     reply: Message
     attachment: object
+    preset: Preset
 
 
 def _objects() -> Objects:
@@ -130,12 +146,27 @@ def _objects() -> Objects:
     )
     # Interrupted with text: both Retry and Continue may be asked for.
     Message.objects.filter(pk=reply.pk).update(status=Message.Status.INTERRUPTED, content="Partial")
-    return Objects(personas, conversation, reply, user_message.attachments.get())
+    preset = Preset.objects.create(owner=owner, name="Saved", system_prompt="Be brief.")
+    attachment = user_message.attachments.get()
+    return Objects(personas, conversation, user_message, reply, attachment, preset)
+
+
+def _posted() -> dict:
+    """A body each POST route takes: a message, and what the settings and presets need."""
+    return {
+        "text": "Hello",
+        "model": settings.WEBCHAT_MODELS[0],
+        "name": "Brief",
+        "preset_name": "Brief",
+        "system_prompt": "Be brief.",
+    }
 
 
 def _url(route: str, objects: Objects) -> str:
     def value(match: re.Match) -> str:
         name = match.group(1)
+        if name == "message_id" and route.endswith("/edit/"):
+            name = "user_message_id"  # only one's own messages can be edited
         assert name in KWARGS, f"No value for the URL kwarg {name!r}: add it to KWARGS."
         return str(KWARGS[name](objects))
 
@@ -167,7 +198,7 @@ async def test_only_the_right_people_may_read_or_change(name, fake_upstream):
             if method == "GET":
                 response = await client.get(url)
             else:
-                response = await client.post(url, {"text": "Hello"})
+                response = await client.post(url, _posted())
             outcomes[persona, method] = (response.status_code, _signs_in(response))
     await _generations_finished()
 

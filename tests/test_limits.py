@@ -78,7 +78,7 @@ def test_a_new_conversation_over_the_monthly_quota_is_refused_and_creates_nothin
     assert Conversation.objects.count() == 1
 
 
-@pytest.mark.parametrize("action", ["reply-retry", "reply-continue"])
+@pytest.mark.parametrize("action", ["reply-regenerate", "reply-continue"])
 def test_retry_and_continue_over_the_quota_are_refused_without_an_upstream_call(
     action, owner_client, conversation, fake_upstream, settings
 ):

@@ -1,4 +1,5 @@
-"""Retry (a new reply after a failed one) and Continue (more text in the same reply)."""
+"""Regenerate (a new version of a reply; "Retry" after a failure) and Continue (more text
+in the same reply)."""
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -31,13 +32,15 @@ def _url(action: str, reply: Message) -> str:
 # --- The services ----------------------------------------------------------------------
 
 
-def test_retry_adds_a_new_reply_and_keeps_the_failed_one(conversation):
+def test_retry_adds_a_new_version_of_the_reply_and_keeps_the_failed_one(conversation):
     failed = _exchange(conversation)
 
-    retry = services.reply_retry(reply=failed)
+    retry = services.reply_regenerate(reply=failed)
 
     assert (retry.status, retry.role, retry.content) == ("pending", "assistant", "")
-    assert retry.pk > failed.pk
+    assert retry.parent_id == failed.parent_id
+    conversation.refresh_from_db()
+    assert conversation.current_leaf_id == retry.pk
     assert retry.heartbeat_at is not None
     failed.refresh_from_db()
     assert (failed.status, failed.content) == ("interrupted", PARTIAL)
@@ -62,25 +65,31 @@ def test_continue_reopens_the_same_reply_keeping_its_text(conversation):
 
 def test_a_reply_cut_short_by_the_token_limit_can_be_continued_and_retried(conversation):
     cut = _exchange(conversation, status="complete", finish_reason="length", error="")
+    cut.is_branch_end = True
     assert cut.offers_continue
     assert cut.offers_retry
     services.reply_continue(reply=cut)
 
 
+def test_a_complete_reply_can_be_regenerated(conversation):
+    complete = _exchange(conversation, status="complete", error="", error_code="")
+    complete.is_branch_end = True
+    assert complete.offers_regenerate and not complete.offers_retry
+    regenerated = services.reply_regenerate(reply=complete)
+    assert regenerated.parent_id == complete.parent_id
+
+
 @pytest.mark.parametrize(
     ("fields", "refusal"),
     [
-        ({"status": "complete"}, "Only a reply that failed"),
-        ({"status": "streaming"}, "Only a reply that failed"),
-        ({"role": "user"}, "Only a reply that failed"),
+        ({"status": "streaming"}, "Only a finished reply"),
+        ({"role": "user"}, "Only a finished reply"),
     ],
 )
-def test_retry_refuses_anything_but_a_failed_interrupted_or_cut_off_reply(
-    conversation, fields, refusal
-):
+def test_regenerate_refuses_a_reply_being_written_or_a_user_message(conversation, fields, refusal):
     reply = _exchange(conversation, **fields)
     with pytest.raises(services.MessageRefused, match=refusal):
-        services.reply_retry(reply=reply)
+        services.reply_regenerate(reply=reply)
     assert conversation.messages.count() == 2
 
 
@@ -90,16 +99,16 @@ def test_retry_refuses_anything_but_a_failed_interrupted_or_cut_off_reply(
 )
 def test_continue_refuses_a_reply_without_text_or_that_did_not_stop_early(conversation, fields):
     reply = _exchange(conversation, **fields)
-    with pytest.raises(services.MessageRefused, match="Only a reply that was interrupted"):
+    with pytest.raises(services.MessageRefused, match="Only a reply that was stopped"):
         services.reply_continue(reply=reply)
     reply.refresh_from_db()
     assert reply.status == fields["status"]
 
 
-def test_only_the_latest_reply_can_be_retried_or_continued(conversation):
+def test_only_the_latest_reply_can_be_regenerated_or_continued(conversation):
     older = _exchange(conversation)
     MessageFactory(conversation=conversation, role="user", content="Never mind")
-    for action in (services.reply_retry, services.reply_continue):
+    for action in (services.reply_regenerate, services.reply_continue):
         with pytest.raises(services.MessageRefused, match="Only the latest reply"):
             action(reply=older)
     assert conversation.messages.count() == 3
@@ -107,18 +116,23 @@ def test_only_the_latest_reply_can_be_retried_or_continued(conversation):
 
 def test_a_second_retry_is_refused_while_the_first_is_being_written(conversation):
     failed = _exchange(conversation)
-    services.reply_retry(reply=failed)
-    for action in (services.reply_retry, services.reply_continue):
+    services.reply_regenerate(reply=failed)
+    for action in (services.reply_regenerate, services.reply_continue):
         with pytest.raises(services.MessageRefused, match="still being written"):
             action(reply=failed)
     assert conversation.messages.count() == 3
 
 
-def test_history_forwards_only_the_last_of_several_answers_to_one_message(conversation):
-    MessageFactory(conversation=conversation, role="user", content="one")
-    MessageFactory(conversation=conversation, role="assistant", content="cut", status="interrupted")
-    MessageFactory(conversation=conversation, role="assistant", content="", status="error")
-    MessageFactory(conversation=conversation, role="assistant", content="two", status="complete")
+def test_history_forwards_only_the_shown_version_of_each_answer(conversation):
+    question = MessageFactory(conversation=conversation, role="user", content="one")
+    for content, status in (("cut", "interrupted"), ("", "error"), ("two", "complete")):
+        MessageFactory(
+            conversation=conversation,
+            parent=question,
+            role="assistant",
+            content=content,
+            status=status,
+        )
     _user_message, reply = services.message_send(conversation=conversation, text="three")
 
     assert services.history_for_reply(reply) == [
@@ -130,7 +144,7 @@ def test_history_forwards_only_the_last_of_several_answers_to_one_message(conver
 
 def test_a_retried_reply_is_not_shown_to_the_model_answering_again(conversation):
     failed = _exchange(conversation)
-    retry = services.reply_retry(reply=failed)
+    retry = services.reply_regenerate(reply=failed)
 
     assert services.history_for_reply(retry) == [{"role": "user", "content": "Hello"}]
 
@@ -157,12 +171,15 @@ async def test_retry_answers_again_in_a_new_reply(async_owner_client, conversati
     failed = await sync_to_async(_exchange)(conversation)
     fake_upstream.reset(reply="A fresh answer.")
 
-    response = await async_owner_client.post(_url("retry", failed), headers=HTMX)
+    response = await async_owner_client.post(_url("regenerate", failed), headers=HTMX)
 
     assert response.status_code == 200
     retry = await Message.objects.filter(conversation=conversation).alast()
     assert retry.pk != failed.pk
-    assert f'id="{retry.dom_id}"' in response.content.decode()
+    shown = response.content.decode()
+    assert f'id="{retry.dom_id}"' in shown
+    assert f'id="{failed.dom_id}"' not in shown
+    assert "2 / 2" in shown
     retry = await finished(retry)
     assert (retry.status, retry.content) == ("complete", "A fresh answer.")
     await failed.arefresh_from_db()
@@ -200,8 +217,8 @@ async def test_continue_appends_to_the_reply_with_offsets_after_its_text(
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("action", ["retry", "continue"])
-async def test_without_htmx_retry_and_continue_redirect_to_the_conversation(
+@pytest.mark.parametrize("action", ["regenerate", "continue"])
+async def test_without_htmx_regenerate_and_continue_redirect_to_the_conversation(
     async_owner_client, conversation, fake_upstream, action
 ):
     reply = await sync_to_async(_exchange)(conversation)
@@ -213,11 +230,9 @@ async def test_without_htmx_retry_and_continue_redirect_to_the_conversation(
     await finished(await Message.objects.filter(conversation=conversation).alast())
 
 
-@pytest.mark.parametrize("action", ["retry", "continue"])
-@pytest.mark.parametrize(
-    "fields", [{"status": "streaming"}, {"status": "complete"}, {"role": "user"}]
-)
-def test_a_refused_retry_or_continue_is_explained_and_changes_nothing(
+@pytest.mark.parametrize("action", ["regenerate", "continue"])
+@pytest.mark.parametrize("fields", [{"status": "streaming"}, {"role": "user"}])
+def test_a_refused_regenerate_or_continue_is_explained_and_changes_nothing(
     owner_client, conversation, action, fields
 ):
     reply = _exchange(conversation, **fields)
@@ -226,12 +241,12 @@ def test_a_refused_retry_or_continue_is_explained_and_changes_nothing(
 
     assert response.status_code == 422
     assert response["HX-Retarget"] == "#composer-error"
-    assert "Only a reply that" in response.content.decode()
+    assert "Only a" in response.content.decode()
     assert conversation.messages.count() == 2
     assert Message.objects.get(pk=reply.pk).status == fields.get("status", "interrupted")
 
 
-@pytest.mark.parametrize("action", ["retry", "continue"])
+@pytest.mark.parametrize("action", ["regenerate", "continue"])
 def test_another_users_reply_answers_404_and_changes_nothing(outsider_client, conversation, action):
     reply = _exchange(conversation)
     assert outsider_client.post(_url(action, reply), headers=HTMX).status_code == 404
@@ -239,7 +254,7 @@ def test_another_users_reply_answers_404_and_changes_nothing(outsider_client, co
     assert Message.objects.get(pk=reply.pk).status == "interrupted"
 
 
-@pytest.mark.parametrize("action", ["retry", "continue"])
+@pytest.mark.parametrize("action", ["regenerate", "continue"])
 def test_a_reply_from_another_of_my_conversations_answers_404(
     owner_client, owner, conversation, action
 ):
@@ -248,8 +263,8 @@ def test_a_reply_from_another_of_my_conversations_answers_404(
     assert owner_client.post(url, headers=HTMX).status_code == 404
 
 
-@pytest.mark.parametrize("action", ["retry", "continue"])
-def test_retry_and_continue_require_post(owner_client, conversation, action):
+@pytest.mark.parametrize("action", ["regenerate", "continue"])
+def test_regenerate_and_continue_require_post(owner_client, conversation, action):
     reply = _exchange(conversation)
     assert owner_client.get(_url(action, reply)).status_code == 405
 
@@ -257,7 +272,7 @@ def test_retry_and_continue_require_post(owner_client, conversation, action):
 def test_the_buttons_are_forms_that_post_with_htmx(owner_client, conversation):
     reply = _exchange(conversation)
     page = owner_client.get(conversation.get_absolute_url()).content.decode()
-    for action in ("retry", "continue"):
+    for action in ("regenerate", "continue"):
         url = _url(action, reply)
         assert f'<form method="post" action="{url}" hx-post="{url}"' in page
     assert "csrfmiddlewaretoken" in page
