@@ -1,47 +1,568 @@
+import csv
+import json
+from collections import defaultdict
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
 
+from conversations import export, review, tree
 from conversations.models import (
+    Attachment,
     Conversation,
+    Flag,
     Invitation,
     Message,
     ModelAccess,
     ModelPrice,
+    ReviewAccess,
     UserLimits,
 )
 
+# --- Reviewing conversations ------------------------------------------------------------
 
-class MessageInline(admin.TabularInline):
-    model = Message
-    extra = 0
-    fields = (
-        "role",
-        "status",
-        "error_code",
-        "content",
-        "model",
-        "finish_reason",
-        "total_tokens",
-        "created_at",
+
+def _conversation_label(conversation: Conversation) -> str:
+    """The conversation's title while staff may read conversations; else only its number."""
+    if review.staff_can_read():
+        return conversation.title or f"Untitled conversation {conversation.pk}"
+    return f"Conversation {conversation.pk}"
+
+
+def _conversation_link(conversation_id: int | None, label: str) -> str:
+    if conversation_id is None:
+        return label
+    url = reverse("admin:conversations_conversation_change", args=[conversation_id])
+    return format_html('<a href="{}">{}</a>', url, label)
+
+
+class ExistsFilter(admin.SimpleListFilter):
+    """Yes/no: whether a conversation has any row of ``related(conversation_ref)``."""
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def related(self, conversation: OuterRef) -> QuerySet:
+        raise NotImplementedError
+
+    def queryset(self, request, queryset):
+        if self.value() not in ("yes", "no"):
+            return queryset
+        exists = Exists(self.related(OuterRef("pk")))
+        return queryset.filter(exists if self.value() == "yes" else ~exists)
+
+
+class FlaggedFilter(ExistsFilter):
+    title = "open flags"
+    parameter_name = "flagged"
+
+    def related(self, conversation):
+        return Flag.objects.filter(conversation=conversation, cleared_at__isnull=True)
+
+
+class HasImagesFilter(ExistsFilter):
+    title = "has images"
+    parameter_name = "images"
+
+    def related(self, conversation):
+        return Attachment.objects.filter(message__conversation=conversation)
+
+
+class HasErrorsFilter(ExistsFilter):
+    title = "has failed replies"
+    parameter_name = "errors"
+
+    def related(self, conversation):
+        return Message.objects.filter(conversation=conversation, status__in=review.FAILED_STATUSES)
+
+
+class LastActivityFilter(admin.DateFieldListFilter):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.title = "last activity"
+
+
+class UsageReportForm(forms.Form):
+    start = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    user = forms.ModelChoiceField(
+        queryset=get_user_model().objects.order_by("username"),
+        required=False,
+        empty_label="Everyone",
     )
-    readonly_fields = fields
-    can_delete = False
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and end:
+            if start > end:
+                raise forms.ValidationError("The first day must not come after the last.")
+            if (end - start).days >= USAGE_MAX_DAYS:
+                raise forms.ValidationError(f"Choose at most {USAGE_MAX_DAYS} days.")
+        return cleaned
+
+
+USAGE_MAX_DAYS = 366
+USAGE_DEFAULT_DAYS = 30
+USAGE_CSV_COLUMNS = (
+    ("day", "Day"),
+    ("username", "User"),
+    ("messages", "Messages"),
+    ("replies", "Replies"),
+    ("tokens_in", "Tokens in"),
+    ("tokens_out", "Tokens out"),
+    ("reasoning_tokens", "Reasoning tokens"),
+    ("errors", "Failed replies"),
+)
+
+
+def _csv_cell(value: object) -> object:
+    # A text cell starting like a formula would be run by a spreadsheet.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
 
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ("title", "owner", "model", "created_at", "updated_at")
-    list_filter = ("model",)
-    search_fields = ("title",)
+    """Conversations, read-only for everyone: a list with their figures, a review page
+    with the transcript (when staff may read conversations), flags and a usage report."""
+
+    list_display = (
+        "title_shown",
+        "owner",
+        "model",
+        "message_count",
+        "tokens_used",
+        "created_at",
+        "updated_at",
+        "open_flags",
+    )
+    list_filter = (
+        "owner",
+        "model",
+        ("updated_at", LastActivityFilter),
+        FlaggedFilter,
+        HasImagesFilter,
+        HasErrorsFilter,
+    )
     list_select_related = ("owner",)
-    inlines = [MessageInline]
+    list_per_page = 50
+    # Counting every conversation on each page view is slow with many; the filtered
+    # count is still shown.
+    show_full_result_count = False
+    ordering = ("-updated_at",)
+    actions = ["export_json"]
+
+    def get_queryset(self, request):
+        # Figures as correlated subqueries: computed for the rows of one page only,
+        # where a join with GROUP BY would aggregate every message first.
+        messages_of = Message.objects.filter(conversation=OuterRef("pk")).order_by()
+        per_conversation = messages_of.values("conversation")
+        open_flags = Flag.objects.filter(conversation=OuterRef("pk"), cleared_at__isnull=True)
+        tokens = Coalesce("prompt_tokens", 0) + Coalesce("completion_tokens", 0)
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("owner")
+            .annotate(
+                message_count=Coalesce(
+                    Subquery(per_conversation.annotate(n=Count("pk")).values("n")), 0
+                ),
+                tokens_used=Coalesce(
+                    Subquery(per_conversation.annotate(n=Sum(tokens)).values("n")), 0
+                ),
+                open_flag_count=Coalesce(
+                    Subquery(
+                        open_flags.order_by()
+                        .values("conversation")
+                        .annotate(n=Count("pk"))
+                        .values("n")
+                    ),
+                    0,
+                ),
+            )
+        )
+
+    def get_search_fields(self, request):
+        if review.staff_can_read():
+            return ("title", "messages__content", "owner__username")
+        return ("owner__username",)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not review.staff_can_read():
+            actions.pop("export_json", None)
+        return actions
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="title", ordering="title")
+    def title_shown(self, conversation: Conversation) -> str:
+        return _conversation_label(conversation)
+
+    @admin.display(description="messages", ordering="message_count")
+    def message_count(self, conversation: Conversation) -> int:
+        return conversation.message_count
+
+    @admin.display(description="tokens used", ordering="tokens_used")
+    def tokens_used(self, conversation: Conversation) -> int:
+        return conversation.tokens_used
+
+    @admin.display(description="open flags", ordering="open_flag_count")
+    def open_flags(self, conversation: Conversation) -> str:
+        return f"⚑ {conversation.open_flag_count}" if conversation.open_flag_count else ""
+
+    def get_object(self, request, object_id, from_field=None):
+        conversation = super().get_object(request, object_id, from_field)
+        if conversation is not None and not review.staff_can_read():
+            # Not to be shown by any page (delete confirmation, history); never saved.
+            conversation.title = ""
+            conversation.system_prompt = ""
+        return conversation
+
+    def get_deleted_objects(self, objs, request):
+        # The conversations only: listing each of their messages helps nobody decide.
+        _listed, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        listed = [
+            format_html("{} (of {})", _conversation_label(obj), obj.owner.get_username())
+            for obj in objs
+        ]
+        return listed, counts, perms_needed, protected
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("usage/", view(self.usage_view), name="conversations_conversation_usage"),
+            path(
+                "<path:object_id>/flag/",
+                view(self.flag_view),
+                name="conversations_conversation_flag",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method != "GET":
+            return super().change_view(request, object_id, form_url, extra_context)
+        conversation = self.get_object(request, unquote(object_id))
+        if conversation is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_permission(request, conversation):
+            raise PermissionDenied
+        can_read = review.staff_can_read()
+        shape = tree.shape_of(conversation.pk)
+        branch_ids = tree.branch_ids(conversation, shape)
+        shown, shown_ids = tree.messages_in_order(branch_ids), set(branch_ids)
+        flags = list(
+            conversation.flags.select_related("flagged_by", "cleared_by").order_by("-created_at")
+        )
+        flags_by_message = defaultdict(list)
+        for flag in flags:
+            flags_by_message[flag.message_id].append(flag)
+        for message in shown:
+            message.review_flags = flags_by_message.get(message.pk, [])
+        if can_read:
+            review.review_accesses_record(viewer=request.user, conversations=[conversation])
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _conversation_label(conversation),
+            "subtitle": None,
+            "conversation": conversation,
+            "can_read": can_read,
+            "chat_messages": shown,
+            "other_versions": len(shape.parents) - len(shown_ids),
+            "conversation_flags": flags_by_message.get(None, []),
+            # Flags on versions the user replaced, which the transcript does not show.
+            "flags_on_hidden_versions": [
+                flag for flag in flags if flag.message_id and flag.message_id not in shown_ids
+            ],
+            "can_flag": request.user.has_perm("conversations.add_flag"),
+            "can_clear": request.user.has_perm("conversations.change_flag"),
+            "has_delete_permission": self.has_delete_permission(request, conversation),
+            "settings_shown": [
+                (label, value)
+                for label, value in (
+                    ("Temperature", conversation.temperature),
+                    ("Top P", conversation.top_p),
+                    ("Top K", conversation.top_k),
+                    ("Max tokens", conversation.max_tokens),
+                    ("Reasoning effort", conversation.get_reasoning_effort_display()),
+                )
+                if value not in (None, "")
+            ],
+        }
+        return TemplateResponse(request, "admin/conversations/conversation/review.html", context)
+
+    def flag_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        conversation = self.get_object(request, unquote(object_id))
+        if conversation is None or not self.has_view_permission(request, conversation):
+            raise Http404("No such conversation.")
+        if not request.user.has_perm("conversations.add_flag"):
+            raise PermissionDenied
+        page = reverse("admin:conversations_conversation_change", args=[conversation.pk])
+        raw_message = request.POST.get("message", "")
+        try:
+            message_id = int(raw_message) if raw_message else None
+            review.flag_create(
+                conversation=conversation,
+                flagged_by=request.user,
+                note=request.POST.get("note", ""),
+                message_id=message_id,
+            )
+        except ValueError:
+            self.message_user(
+                request, "That message is not part of this conversation.", messages.ERROR
+            )
+        except review.FlagRefused as refusal:
+            self.message_user(request, str(refusal), messages.ERROR)
+        else:
+            what = "The message" if message_id else "The conversation"
+            self.message_user(request, f"{what} is flagged.", messages.SUCCESS)
+            if message_id:
+                page += f"#message-{message_id}"
+        return redirect(page)
+
+    @admin.action(
+        description="Export the selected conversations as JSON (with images)",
+        permissions=["view"],
+    )
+    def export_json(self, request, queryset):
+        conversations = list(queryset.select_related("owner").order_by("pk"))
+        review.review_accesses_record(viewer=request.user, conversations=conversations)
+        payload = {
+            "exported_at": timezone.now().isoformat(),
+            "conversations": [
+                {
+                    "id": conversation.pk,
+                    "owner": conversation.owner.get_username(),
+                    **export.conversation_json(conversation),
+                }
+                for conversation in conversations
+            ],
+        }
+        response = HttpResponse(
+            json.dumps(payload, ensure_ascii=False),
+            content_type="application/json; charset=utf-8",
+        )
+        filename = f"conversations-{timezone.localdate().isoformat()}.json"
+        response["Content-Disposition"] = content_disposition_header(True, filename)
+        return response
+
+    def usage_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        today = timezone.localdate()
+        data = {
+            "start": (today - timedelta(days=USAGE_DEFAULT_DAYS - 1)).isoformat(),
+            "end": today.isoformat(),
+            **request.GET.dict(),
+        }
+        form = UsageReportForm(data)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Usage per user and day",
+            "subtitle": None,
+            "form": form,
+        }
+        if form.is_valid():
+            start, end, user = (form.cleaned_data[name] for name in ("start", "end", "user"))
+            rows = review.usage_report(start=start, end=end, user_id=user.pk if user else None)
+            if request.GET.get("format") == "csv":
+                return self._usage_csv(rows, start, end)
+            days = review.usage_per_day(rows, start=start, end=end)
+            context.update(
+                rows=rows,
+                chart=review.usage_chart(days),
+                totals={
+                    name: sum(getattr(row, name) for row in rows)
+                    for name, _label in USAGE_CSV_COLUMNS[2:]
+                },
+                csv_query=urlencode({**form.data, "format": "csv"}),
+            )
+        return TemplateResponse(request, "admin/conversations/usage_report.html", context)
+
+    def _usage_csv(self, rows, start, end) -> HttpResponse:
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        filename = f"usage-{start.isoformat()}-to-{end.isoformat()}.csv"
+        response["Content-Disposition"] = content_disposition_header(True, filename)
+        writer = csv.writer(response)
+        writer.writerow([label for _name, label in USAGE_CSV_COLUMNS])
+        for row in rows:
+            writer.writerow([_csv_cell(getattr(row, name)) for name, _label in USAGE_CSV_COLUMNS])
+        return response
+
+
+class FlagStateFilter(admin.SimpleListFilter):
+    """Open flags unless asked otherwise: the list is the reviewers' to-do list."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("cleared", "Cleared"), ("all", "All")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "all":
+            return queryset
+        return queryset.filter(cleared_at__isnull=self.value() != "cleared")
+
+    def choices(self, changelist):
+        yield {
+            "selected": self.value() is None,
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "display": "Open",
+        }
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+
+@admin.register(Flag)
+class FlagAdmin(admin.ModelAdmin):
+    """Flags are made on a conversation's page; here they are listed and cleared."""
+
+    list_display = (
+        "created_at",
+        "conversation_shown",
+        "message_shown",
+        "note",
+        "flagged_by",
+        "state",
+    )
+    list_filter = (FlagStateFilter, "created_at")
+    list_select_related = ("conversation__owner", "flagged_by", "cleared_by")
+    search_fields = ("note",)
+    fields = (
+        "conversation_shown",
+        "message_shown",
+        "note",
+        "flagged_by",
+        "created_at",
+        "cleared_by",
+        "cleared_at",
+    )
+    readonly_fields = fields
+    actions = ["clear"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_clear_permission(self, request) -> bool:
+        return request.user.has_perm("conversations.change_flag")
+
+    @admin.display(description="conversation", ordering="conversation")
+    def conversation_shown(self, flag: Flag) -> str:
+        owner = flag.conversation.owner.get_username()
+        label = f"{_conversation_label(flag.conversation)} (of {owner})"
+        return _conversation_link(flag.conversation_id, label)
+
+    @admin.display(description="message")
+    def message_shown(self, flag: Flag) -> str:
+        if flag.message_id is None:
+            return "the whole conversation"
+        url = reverse("admin:conversations_conversation_change", args=[flag.conversation_id])
+        return format_html(
+            '<a href="{}#message-{}">message {}</a>', url, flag.message_id, flag.message_id
+        )
+
+    @admin.display(description="state")
+    def state(self, flag: Flag) -> str:
+        if flag.is_open:
+            return "open"
+        who = flag.cleared_by.get_username() if flag.cleared_by else "someone since deleted"
+        when = date_format(timezone.localtime(flag.cleared_at), "DATETIME_FORMAT")
+        return f"cleared by {who}, {when}"
+
+    @admin.action(description="Clear the selected flags", permissions=["clear"])
+    def clear(self, request, queryset):
+        count = review.flags_clear(flags=queryset, cleared_by=request.user)
+        self.message_user(request, f"{count} flags cleared.", messages.SUCCESS)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/clear/", view(self.clear_view), name="conversations_flag_clear"),
+            *super().get_urls(),
+        ]
+
+    def clear_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_clear_permission(request):
+            raise PermissionDenied
+        flag = self.get_object(request, unquote(object_id))
+        if flag is None:
+            raise Http404("No such flag.")
+        review.flags_clear(flags=Flag.objects.filter(pk=flag.pk), cleared_by=request.user)
+        self.message_user(request, "The flag is cleared.", messages.SUCCESS)
+        back = request.POST.get("next", "")
+        if not url_has_allowed_host_and_scheme(
+            back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            back = reverse("admin:conversations_flag_changelist")
+        return redirect(back)
+
+
+@admin.register(ReviewAccess)
+class ReviewAccessAdmin(admin.ModelAdmin):
+    """The audit of staff reading other users' conversations: nobody adds, edits or
+    deletes its rows in the admin."""
+
+    list_display = ("viewed_at", "viewer_username", "conversation_shown", "owner_username")
+    list_filter = ("viewed_at",)
+    search_fields = ("viewer_username", "owner_username", "=conversation_ref")
+    fields = ("viewed_at", "viewer_username", "conversation_shown", "owner_username")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="conversation", ordering="conversation_ref")
+    def conversation_shown(self, access: ReviewAccess) -> str:
+        label = f"Conversation {access.conversation_ref}"
+        if access.conversation_id is None:
+            return f"{label} (deleted)"
+        return _conversation_link(access.conversation_id, label)
+
+
+# --- Users, limits, models and invitations ----------------------------------------------
 
 
 class UserLimitsInline(admin.StackedInline):

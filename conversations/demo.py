@@ -22,6 +22,7 @@ MODEL = "webchat-demo"
 FIRST_TOKEN_DELAY = 0.3
 TOKEN_INTERVAL = 0.03
 TITLE = "Demo conversation"
+TITLE_WORDS = 5
 QUOTE_MAX_CHARS = 60
 
 REPLY = """## Hello from Webchat
@@ -55,6 +56,12 @@ def demo_reply(messages: list) -> str:
     if len(text) > QUOTE_MAX_CHARS:
         text = text[: QUOTE_MAX_CHARS - 1] + "…"
     return REPLY.format(quote=f"“{text}”" if text else "nothing")
+
+
+def demo_title(messages: list) -> str:
+    """The answer to a non-streamed request (a conversation's title): the message's first
+    words."""
+    return " ".join(_last_user_text(messages).split()[:TITLE_WORDS]) or TITLE
 
 
 def _last_user_text(messages: list) -> str:
@@ -94,13 +101,14 @@ class DemoTransport(httpx.AsyncBaseTransport):
         model = str(body.get("model") or MODEL)
         prompt_tokens = count_prompt_tokens(messages)
         if not body.get("stream"):
+            title = demo_title(messages)
             usage = usage_payload(
                 prompt_tokens=prompt_tokens,
-                completion_tokens=len(split_into_tokens(TITLE)),
+                completion_tokens=len(split_into_tokens(title)),
                 reasoning_tokens=0,
             )
             payload = completion_payload(
-                model=model, content=TITLE, reasoning="", finish_reason="stop", usage=usage
+                model=model, content=title, reasoning="", finish_reason="stop", usage=usage
             )
             return httpx.Response(200, json=payload)
         tokens = split_into_tokens(demo_reply(messages))

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Self
 
 import uvicorn
@@ -162,6 +163,8 @@ class FakeUpstreamConfig:
     token_interval: float = 0.0
     # When set, streamed word by word regardless of token_count.
     reply: str | None = None
+    # When set, the reply to non-streamed requests (a title, say); else theirs is the same.
+    completion: str | None = None
     # When set, streamed first as ``reasoning_content`` deltas.
     reasoning: str = ""
     role_chunk: bool = True
@@ -179,12 +182,16 @@ class FakeUpstreamConfig:
     echo_authorization: bool = False
     split_writes: bool = False
     models: tuple[str, ...] = ("fake-model", "fake-model-large")
+    # Models that stream at their own pace: model name -> token_interval.
+    model_token_intervals: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.failure is not None and self.failure not in FAILURES:
             raise ValueError(f"Unknown failure {self.failure!r}; choose from {FAILURES}.")
 
-    def reply_tokens(self) -> list[str]:
+    def reply_tokens(self, *, stream: bool = True) -> list[str]:
+        if not stream and self.completion is not None:
+            return split_into_tokens(self.completion)
         if self.reply is not None:
             return split_into_tokens(self.reply)
         return [f"word{i}" if i == 0 else f" word{i}" for i in range(self.token_count)]
@@ -203,6 +210,11 @@ class RecordedRequest:
     client_port: int = 0
     # The client went away before the reply was complete.
     disconnected: bool = False
+    # When the first and the last text token were written, on ``time.monotonic()`` (one
+    # clock for every process on Linux, so other processes can compare their own times).
+    first_token_at: float | None = None
+    last_token_at: float | None = None
+    tokens_sent: int = 0
 
 
 _JSON_ERRORS: dict[str, tuple[int, object]] = {
@@ -305,9 +317,17 @@ _MALFORMED = b'data: {"id": "chatcmpl-fake", "choices": [{"delta": {"content": "
 class FakeUpstream:
     """The fake API server; ``start()`` it, point clients at ``base_url``."""
 
-    def __init__(self, config: FakeUpstreamConfig | None = None, *, port: int = 0) -> None:
+    def __init__(
+        self,
+        config: FakeUpstreamConfig | None = None,
+        *,
+        port: int = 0,
+        request_log: Path | None = None,
+    ) -> None:
         self.config = config or FakeUpstreamConfig()
         self._port = port
+        # One JSON line per finished chat request, for processes that cannot see ``requests``.
+        self._request_log = request_log.open("a", buffering=1) if request_log else None
         self._requests: list[RecordedRequest] = []
         self._chat_requests = 0
         self._lock = threading.Lock()
@@ -355,6 +375,9 @@ class FakeUpstream:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._server = self._thread = self._base_url = None
+        if self._request_log is not None:
+            self._request_log.close()
+            self._request_log = None
 
     def __enter__(self) -> Self:
         self.start()
@@ -381,6 +404,12 @@ class FakeUpstream:
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
             return list(self._requests)
+
+    def wait_for_requests(self, count: int = 1, timeout: float = 5.0) -> None:
+        """Wait until ``count`` requests have arrived since the last reset."""
+        with self._idle:
+            if not self._idle.wait_for(lambda: len(self._requests) >= count, timeout):
+                raise TimeoutError(f"The fake upstream did not receive {count} request(s).")
 
     def wait_idle(self, timeout: float = 5.0) -> None:
         """Wait until no request is being handled (e.g. a closed stream was noticed)."""
@@ -409,6 +438,7 @@ class FakeUpstream:
         with self._lock:
             self._requests.append(record)
             self._active += 1
+            self._idle.notify_all()
             if scope["path"] == "/v1/chat/completions":
                 self._chat_requests += 1
                 if config.fail_first is not None and self._chat_requests > config.fail_first:
@@ -423,6 +453,8 @@ class FakeUpstream:
             else:
                 await self._chat(config, body, record, receive, send)
         finally:
+            if self._request_log is not None and scope["path"] == "/v1/chat/completions":
+                self._request_log.write(json.dumps(_log_entry(record)) + "\n")
             with self._idle:
                 self._active -= 1
                 self._idle.notify_all()
@@ -440,7 +472,9 @@ class FakeUpstream:
             await _send_http_failure(send, config.failure, config.retry_after, echoed)
             return
         model = str(body.get("model") or config.models[0])
-        tokens = config.reply_tokens()
+        if model in config.model_token_intervals:
+            config = dataclasses.replace(config, token_interval=config.model_token_intervals[model])
+        tokens = config.reply_tokens(stream=bool(body.get("stream")))
         reasoning = split_into_tokens(config.reasoning)
         usage = usage_payload(
             prompt_tokens=count_prompt_tokens(body.get("messages")),
@@ -451,7 +485,7 @@ class FakeUpstream:
             await _send_completion(send, config, model, tokens, usage)
             return
         steps = _stream_steps(config, ChunkEncoder(model), tokens, reasoning, usage)
-        streamer = asyncio.create_task(_stream(send, config.split_writes, steps))
+        streamer = asyncio.create_task(_stream(send, config.split_writes, steps, record))
         watcher = asyncio.create_task(_wait_for_disconnect(receive))
         try:
             done, _pending = await asyncio.wait(
@@ -492,6 +526,21 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body"):
             break
     return b"".join(parts)
+
+
+def _log_entry(record: RecordedRequest) -> dict:
+    """A request log line: the last user message's text names the request."""
+    messages = record.body.get("messages")
+    messages = messages if isinstance(messages, list) else []
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    prompt = users[-1].get("content") if users else None
+    return {
+        "prompt": prompt if isinstance(prompt, str) else None,
+        "first_token_at": record.first_token_at,
+        "last_token_at": record.last_token_at,
+        "tokens": record.tokens_sent,
+        "disconnected": record.disconnected,
+    }
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:
@@ -550,6 +599,10 @@ async def _send_completion(
     await _send_json(send, 200, payload)
 
 
+class _Token(bytes):
+    """An event carrying text (reasoning or content); its writing time is recorded."""
+
+
 def _stream_steps(
     config: FakeUpstreamConfig,
     encoder: ChunkEncoder,
@@ -564,8 +617,8 @@ def _stream_steps(
         yield float(config.first_token_delay)
     if config.role_chunk:
         yield encoder.role()
-    token_events = [encoder.reasoning(text) for text in reasoning]
-    token_events += [encoder.content(text) for text in tokens]
+    token_events = [_Token(encoder.reasoning(text)) for text in reasoning]
+    token_events += [_Token(encoder.content(text)) for text in tokens]
     fail_at = len(reasoning) + len(tokens) // 2
     for index, event in enumerate(token_events):
         if index == fail_at and config.failure == "drop_mid_stream":
@@ -605,7 +658,9 @@ def _stall(*, keepalive_comments: bool) -> Iterator[bytes | float]:
         yield KEEPALIVE
 
 
-async def _stream(send: Send, split_writes: bool, steps: Iterator[bytes | float | None]) -> None:
+async def _stream(
+    send: Send, split_writes: bool, steps: Iterator[bytes | float | None], record: RecordedRequest
+) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
     for step in steps:
         if step is None:
@@ -620,6 +675,11 @@ async def _stream(send: Send, split_writes: bool, steps: Iterator[bytes | float 
                 await asyncio.sleep(0.001)
         else:
             await send({"type": "http.response.body", "body": step, "more_body": True})
+        if isinstance(step, _Token):
+            record.last_token_at = time.monotonic()
+            record.tokens_sent += 1
+            if record.first_token_at is None:
+                record.first_token_at = record.last_token_at
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
@@ -636,6 +696,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fail-first", type=int, default=None, help="then succeed")
     parser.add_argument("--retry-after", type=float, default=None)
     parser.add_argument("--split-writes", action="store_true")
+    parser.add_argument(
+        "--model-token-interval",
+        action="append",
+        default=[],
+        metavar="MODEL=SECONDS",
+        help="stream this model's replies at their own token interval (repeatable)",
+    )
+    parser.add_argument(
+        "--request-log",
+        type=Path,
+        default=None,
+        help="append a JSON line per chat request: its prompt and when its first and last "
+        "tokens were written (time.monotonic())",
+    )
     args = parser.parse_args(argv)
     config = FakeUpstreamConfig(
         first_token_delay=args.first_token_delay,
@@ -648,11 +722,23 @@ def main(argv: list[str] | None = None) -> None:
         fail_first=args.fail_first,
         retry_after=args.retry_after,
         split_writes=args.split_writes,
+        model_token_intervals=_model_token_intervals(parser, args.model_token_interval),
     )
-    with FakeUpstream(config, port=args.port) as fake:
+    with FakeUpstream(config, port=args.port, request_log=args.request_log) as fake:
         print(fake.base_url, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
+
+
+def _model_token_intervals(parser: argparse.ArgumentParser, pairs: list[str]) -> dict:
+    intervals = {}
+    for pair in pairs:
+        model, _, seconds = pair.partition("=")
+        try:
+            intervals[model] = float(seconds)
+        except ValueError:
+            parser.error(f"--model-token-interval takes MODEL=SECONDS, not {pair!r}")
+    return intervals
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
 from django import forms
+from django.conf import settings
 from django.contrib.auth.forms import UserCreationForm
+from django.core import validators
+
+from conversations.models import Conversation, Preset
 
 
 class FirstAdminForm(UserCreationForm):
@@ -26,3 +30,105 @@ class AccountForm(UserCreationForm):
 
     class Meta(UserCreationForm.Meta):
         fields = ("username", "email")
+
+
+# Bounds of the request settings; the database's integer columns hold far more.
+TOKENS_MAX = 1_000_000
+TOP_K_MAX = 1_000_000
+DEFAULT_HELP = "Empty: the provider's default."
+
+
+def _number_messages(message: str) -> dict[str, str]:
+    """One message for every way a number can be wrong: not a number, too small, too big."""
+    return {code: message for code in ("invalid", "min_value", "max_value")}
+
+
+def _limit_system_prompt(field: forms.CharField) -> None:
+    """A system prompt goes with every request: it may be as long as a message."""
+    limit = settings.WEBCHAT_MAX_MESSAGE_CHARS
+    field.max_length = limit
+    field.validators.append(validators.MaxLengthValidator(limit))
+    field.widget.attrs["maxlength"] = str(limit)
+    field.error_messages["max_length"] = (
+        f"The system prompt may be at most {limit:,} characters long."
+    )
+
+
+class ConversationSettingsForm(forms.Form):
+    """A conversation's model and request settings; empty ones are not sent upstream."""
+
+    model = forms.ChoiceField(
+        error_messages={
+            "required": "Choose a model.",
+            "invalid_choice": "You may not use the model “%(value)s”. Choose another one.",
+        },
+    )
+    system_prompt = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="Sent before the conversation, as its first message. Empty: none.",
+    )
+    temperature = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=2,
+        help_text=f"From 0 to 2. {DEFAULT_HELP}",
+        error_messages=_number_messages("Temperature must be a number from 0 to 2."),
+    )
+    top_p = forms.FloatField(
+        label="Top P",
+        required=False,
+        min_value=0,
+        max_value=1,
+        help_text=f"From 0 to 1. {DEFAULT_HELP}",
+        error_messages=_number_messages("Top P must be a number from 0 to 1."),
+    )
+    top_k = forms.IntegerField(
+        label="Top K",
+        required=False,
+        min_value=1,
+        max_value=TOP_K_MAX,
+        help_text=f"A whole number, at least 1. {DEFAULT_HELP}",
+        error_messages=_number_messages(f"Top K must be a whole number from 1 to {TOP_K_MAX:,}."),
+    )
+    max_tokens = forms.IntegerField(
+        label="Max tokens",
+        required=False,
+        min_value=1,
+        max_value=TOKENS_MAX,
+        help_text=f"The longest reply, in tokens. {DEFAULT_HELP}",
+        error_messages=_number_messages(
+            f"Max tokens must be a whole number from 1 to {TOKENS_MAX:,}."
+        ),
+    )
+    reasoning_effort = forms.ChoiceField(
+        required=False,
+        choices=[("", "The provider's default"), *Conversation.ReasoningEffort.choices],
+        error_messages={"invalid_choice": "Reasoning effort must be low, medium or high."},
+    )
+
+    def __init__(self, *args, models: list[str], **kwargs) -> None:
+        super().__init__(*args, label_suffix="", **kwargs)
+        self.models = models
+        self.fields["model"].choices = [(model, model) for model in models]
+        _limit_system_prompt(self.fields["system_prompt"])
+
+
+class PresetForm(forms.Form):
+    """A system prompt saved under a name."""
+
+    name = forms.CharField(
+        max_length=Preset._meta.get_field("name").max_length,
+        error_messages={
+            "required": "Give the preset a name.",
+            "max_length": "The name may be at most %(limit_value)d characters long.",
+        },
+    )
+    system_prompt = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        error_messages={"required": "Write the system prompt to save."},
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, label_suffix="", **kwargs)
+        _limit_system_prompt(self.fields["system_prompt"])

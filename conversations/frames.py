@@ -1,6 +1,7 @@
 """HTML frames pushed over the websocket; the htmx ws extension swaps them by id."""
 
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -65,3 +66,13 @@ def state_frame(exchange: list[Message]) -> str:
     if not replies:
         return ""
     return exchange_frame(exchange) + message_frame(replies[-1])
+
+
+def branch_changed_frame(conversation_id: int) -> str:
+    """Tells every tab that another version is shown now: each loads the branch again."""
+    url = reverse("conversations:older-messages", args=[conversation_id])
+    return format_html(
+        '<div id="branch-sync" hx-swap-oob="true" hx-get="{}" hx-trigger="load" '
+        'hx-target="#messages" hx-swap="innerHTML"></div>',
+        url,
+    )

@@ -37,11 +37,12 @@ class ChatRequest:
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
+    reasoning_effort: str | None = None
 
     def body(self, *, stream: bool) -> dict:
         """The JSON request body; options left as None are not sent."""
         body: dict = {"model": self.model, "messages": self.messages, "stream": stream}
-        for name in ("max_tokens", "temperature", "top_p", "top_k"):
+        for name in ("max_tokens", "temperature", "top_p", "top_k", "reasoning_effort"):
             value = getattr(self, name)
             if value is not None:
                 body[name] = value

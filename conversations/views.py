@@ -2,22 +2,35 @@ import asyncio
 from pathlib import PurePath
 
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
+from django.db.models import Sum
 from django.db.models.fields.files import FieldFile
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_cache_control
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
-from conversations import access, attachments, images, services
+from conversations import (
+    access,
+    attachments,
+    conversation_settings,
+    frames,
+    generation,
+    images,
+    services,
+    tree,
+)
 from conversations.forms import FirstAdminForm
 from conversations.generation import start_generation
-from conversations.models import Attachment, Conversation, Message
+from conversations.models import Attachment, Conversation, Message, Preset
 
 SIDEBAR_LIMIT = 100
+# Messages shown at first, and loaded at a time when scrolling up a long conversation.
+PAGE_SIZE = 40
 # Stored images never change, but access to them can end: browsers keep them a day.
 ATTACHMENT_MAX_AGE = 24 * 60 * 60
 
@@ -33,7 +46,7 @@ async def _get_conversation_for_user(request: HttpRequest, conversation_id: int)
 
 async def _sidebar_conversations(request: HttpRequest) -> list[Conversation]:
     user = await request.auser()
-    recent = Conversation.objects.filter(owner=user).only("pk", "title", "updated_at")
+    recent = Conversation.objects.filter(owner=user).only("pk", "title", "updated_at", "pinned")
     return [conversation async for conversation in recent[:SIDEBAR_LIMIT]]
 
 
@@ -45,23 +58,52 @@ async def _chat_page(
     error: str = "",
     status: int = 200,
 ) -> HttpResponse:
-    messages: list[Message] = []
+    page = None
     models: list[str] = []
+    presets: list[Preset] = []
+    usage = {}
     if conversation is not None:
-        messages = [
-            message async for message in conversation.messages.prefetch_related("attachments")
-        ]
+        page = await sync_to_async(tree.branch_page)(conversation, size=PAGE_SIZE)
+        usage = await conversation_usage(conversation)
     else:
         models = await sync_to_async(access.allowed_models)(await request.auser())
+        presets = [preset async for preset in Preset.objects.filter(owner=await request.auser())]
     context = {
         "conversation": conversation,
-        "chat_messages": messages,
+        "page": page,
+        "conversation_usage": usage,
         "sidebar_conversations": await _sidebar_conversations(request),
         "draft": draft,
         "composer_error": error,
         "models": models,
+        "presets": presets,
     }
     return render(request, "conversations/chat.html", context, status=status)
+
+
+async def conversation_usage(conversation: Conversation) -> dict:
+    """Tokens spent in the conversation, replaced versions included."""
+    return await conversation.messages.aaggregate(
+        prompt_tokens=Sum("prompt_tokens"),
+        completion_tokens=Sum("completion_tokens"),
+        reasoning_tokens=Sum("reasoning_tokens"),
+        cached_tokens=Sum("cached_tokens"),
+    )
+
+
+async def _branch_response(request: HttpRequest, conversation: Conversation) -> HttpResponse:
+    """After the shown branch changed: its newest messages (htmx) or the page. Other tabs
+    are told to load it too."""
+    await get_channel_layer().group_send(
+        conversation.group_name,
+        {"type": "chat.frame", "html": frames.branch_changed_frame(conversation.pk)},
+    )
+    if request.htmx:
+        await conversation.arefresh_from_db(fields=["current_leaf"])
+        page = await sync_to_async(tree.branch_page)(conversation, size=PAGE_SIZE)
+        context = {"conversation": conversation, "page": page}
+        return render(request, "conversations/partials/_branch_page.html", context)
+    return redirect(conversation)
 
 
 async def _refused(
@@ -116,11 +158,15 @@ async def conversation_create(request: HttpRequest) -> HttpResponse:
     text = request.POST.get("text", "")
     try:
         posted_images = await _posted_images(request, text)
+        system_prompt = await sync_to_async(conversation_settings.preset_system_prompt)(
+            owner=await request.auser(), preset_id=request.POST.get("preset", "")
+        )
         conversation, reply = await sync_to_async(services.conversation_start)(
             owner=await request.auser(),
             text=text,
             images=posted_images,
             model=request.POST.get("model", ""),
+            system_prompt=system_prompt,
         )
     except services.MessageRefused as refusal:
         return await _refused(request, None, text, str(refusal))
@@ -151,9 +197,25 @@ async def message_create(request: HttpRequest, conversation_id: int) -> HttpResp
     return redirect(conversation)
 
 
-async def _get_reply(conversation: Conversation, message_id: int) -> Message:
+@require_GET
+async def older_messages(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """The messages of the shown branch before ``?before=<id>``, for scrolling up."""
+    conversation = await _get_conversation_for_user(request, conversation_id)
     try:
-        return await conversation.messages.select_related("conversation").aget(pk=message_id)
+        before = int(request.GET["before"]) if "before" in request.GET else None
+    except ValueError:
+        return HttpResponseBadRequest("“before” must be the number of a message.")
+    page = await sync_to_async(tree.branch_page)(conversation, size=PAGE_SIZE, before=before)
+    context = {"conversation": conversation, "page": page}
+    if request.htmx:
+        return render(request, "conversations/partials/_branch_page.html", context)
+    return render(request, "conversations/older.html", context)
+
+
+async def _get_message(conversation: Conversation, message_id: int) -> Message:
+    try:
+        messages = conversation.messages.select_related("conversation__owner")
+        return await messages.prefetch_related("attachments").aget(pk=message_id)
     except Message.DoesNotExist:
         raise Http404("No such message.") from None
 
@@ -161,31 +223,78 @@ async def _get_reply(conversation: Conversation, message_id: int) -> Message:
 async def _generate_again(
     request: HttpRequest, conversation_id: int, message_id: int, action
 ) -> HttpResponse:
-    """Run ``action`` (Retry or Continue) on a reply, then stream what it starts."""
+    """Run ``action`` (regenerate or continue) on a reply, then stream what it starts."""
     conversation = await _get_conversation_for_user(request, conversation_id)
-    reply = await _get_reply(conversation, message_id)
+    reply = await _get_message(conversation, message_id)
     try:
         generated = await sync_to_async(action)(reply=reply)
     except services.MessageRefused as refusal:
         return await _refused(request, conversation, "", str(refusal))
     start_generation(generated)
-    if request.htmx:
-        return render(request, "conversations/partials/_message.html", {"message": generated})
-    return redirect(conversation)
+    return await _branch_response(request, conversation)
 
 
 @require_POST
-async def reply_retry(request: HttpRequest, conversation_id: int, message_id: int) -> HttpResponse:
-    """Answer again in a new reply after a failed, interrupted or cut-off one."""
-    return await _generate_again(request, conversation_id, message_id, services.reply_retry)
+async def reply_regenerate(
+    request: HttpRequest, conversation_id: int, message_id: int
+) -> HttpResponse:
+    """Answer the question again in a new version of the reply (also Retry after a failure)."""
+    return await _generate_again(request, conversation_id, message_id, services.reply_regenerate)
 
 
 @require_POST
 async def reply_continue(
     request: HttpRequest, conversation_id: int, message_id: int
 ) -> HttpResponse:
-    """Generate more of an interrupted or cut-off reply, into the same message."""
+    """Generate more of a stopped, interrupted or cut-off reply, into the same message."""
     return await _generate_again(request, conversation_id, message_id, services.reply_continue)
+
+
+@require_http_methods(["GET", "POST"])
+async def message_edit(request: HttpRequest, conversation_id: int, message_id: int) -> HttpResponse:
+    """Edit a message of yours and send it again; the conversation goes on from there."""
+    conversation = await _get_conversation_for_user(request, conversation_id)
+    message = await _get_message(conversation, message_id)
+    if message.role != Message.Role.USER:
+        raise Http404("No such message of yours.")
+    if request.method == "GET":
+        template = (
+            "conversations/partials/_message_edit.html"
+            if request.htmx
+            else ("conversations/message_edit.html")
+        )
+        return render(request, template, {"conversation": conversation, "message": message})
+    text = request.POST.get("text", "")
+    try:
+        _edited, reply = await sync_to_async(services.message_edit)(message=message, text=text)
+    except services.MessageRefused as refusal:
+        return await _refused(request, conversation, text, str(refusal))
+    start_generation(reply)
+    return await _branch_response(request, conversation)
+
+
+@require_POST
+async def version_show(request: HttpRequest, conversation_id: int, message_id: int) -> HttpResponse:
+    """Show another version of a message (and the conversation that followed it)."""
+    conversation = await _get_conversation_for_user(request, conversation_id)
+    message = await _get_message(conversation, message_id)
+    try:
+        await sync_to_async(services.branch_show)(conversation=conversation, message=message)
+    except services.MessageRefused as refusal:
+        return await _refused(request, conversation, "", str(refusal))
+    return await _branch_response(request, conversation)
+
+
+@require_POST
+async def reply_stop(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """Stop the reply being written, wherever its generation runs; its text is kept."""
+    conversation = await _get_conversation_for_user(request, conversation_id)
+    # Nothing being written (it just finished): there is nothing to stop.
+    if (reply := await sync_to_async(services.active_reply)(conversation)) is not None:
+        await generation.stop_generation(reply)
+    if request.htmx:
+        return HttpResponse(status=204)
+    return redirect(conversation)
 
 
 async def _get_attachment_for_user(request: HttpRequest, attachment_id: int) -> Attachment:

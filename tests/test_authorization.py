@@ -57,6 +57,11 @@ ROUTES = {
     "conversations:reply-continue": Route(("POST",), OWNER),
     "conversations:message-edit": Route(("GET", "POST"), OWNER),
     "conversations:version-show": Route(("POST",), OWNER),
+    "conversations:rename": Route(("GET", "POST"), OWNER),
+    "conversations:pin": Route(("POST",), OWNER),
+    "conversations:unpin": Route(("POST",), OWNER),
+    "conversations:delete": Route(("GET", "POST"), OWNER),
+    "conversations:search": Route(("GET",), MEMBERS),
     "conversations:settings": Route(("GET", "POST"), OWNER),
     "conversations:settings-preset": Route(("POST",), OWNER),
     "conversations:presets": Route(("GET", "POST"), MEMBERS),
@@ -152,9 +157,11 @@ def _objects() -> Objects:
 
 
 def _posted() -> dict:
-    """A body each POST route takes: a message, and what the settings and presets need."""
+    """A body each POST route takes: a message, what the settings and presets need, and a
+    conversation's new title."""
     return {
         "text": "Hello",
+        "title": "Greetings",
         "model": settings.WEBCHAT_MODELS[0],
         "name": "Brief",
         "preset_name": "Brief",

@@ -105,3 +105,23 @@ def test_regenerate_adds_a_version_of_the_reply(page, fake_upstream_server):
     assert page.locator("article.message-assistant .versions-position").inner_text() == "2 / 2"
     page.click("article.message-assistant [aria-label='Previous version']")
     page.wait_for_selector("article.message-assistant >> text=Answer A.")
+
+
+def test_another_tab_follows_to_the_version_shown(page, fake_upstream_server):
+    fake_upstream_server.reset(reply="Answer A.")
+    _send(page, "Say something")
+    page.wait_for_url("**/c/*/")
+    page.wait_for_selector("article.message-assistant[data-status=complete]")
+    other_tab = page.context.new_page()
+    other_tab.goto(page.url)
+    other_tab.wait_for_selector("article.message-assistant >> text=Answer A.")
+
+    fake_upstream_server.reset(reply="Answer B.")
+    page.click("text=Regenerate")
+
+    other_tab.wait_for_selector("article.message-assistant[data-status=complete] >> text=Answer B.")
+    assert other_tab.locator("article.message-assistant").count() == 1
+    assert other_tab.locator("text=Answer A.").count() == 0
+    page.click("article.message-assistant [aria-label='Previous version']")
+    other_tab.wait_for_selector("article.message-assistant >> text=Answer A.")
+    other_tab.close()

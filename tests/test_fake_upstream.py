@@ -3,11 +3,12 @@
 import json
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
 
-from conversations.fake_upstream import DONE, FakeUpstreamConfig, split_into_tokens
+from conversations.fake_upstream import DONE, FakeUpstream, FakeUpstreamConfig, split_into_tokens
 
 CHAT_BODY = {
     "model": "fake-model",
@@ -173,3 +174,38 @@ def test_it_runs_as_a_command():
 
     assert base_url.startswith("http://127.0.0.1:")
     assert response.status_code == 200
+
+
+async def test_it_records_when_the_first_and_last_tokens_were_written(fake_upstream):
+    fake_upstream.reset(token_count=3, token_interval=0.01)
+    before = time.monotonic()
+
+    await post_chat(fake_upstream.base_url)
+
+    [recorded] = fake_upstream.requests
+    assert before < recorded.first_token_at < recorded.last_token_at < time.monotonic()
+    assert recorded.last_token_at - recorded.first_token_at >= 0.02
+    assert recorded.tokens_sent == 3
+
+
+def test_it_logs_each_chat_request_as_a_json_line(tmp_path):
+    log = tmp_path / "requests.jsonl"
+    with FakeUpstream(FakeUpstreamConfig(token_count=4), request_log=log) as fake:
+        httpx.post(f"{fake.base_url}/chat/completions", json=CHAT_BODY, timeout=5)
+        httpx.get(f"{fake.base_url}/models", timeout=5)
+        fake.wait_idle()
+
+    [entry] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert entry["prompt"] == "one two three"
+    assert entry["tokens"] == 4
+    assert entry["first_token_at"] <= entry["last_token_at"]
+    assert entry["disconnected"] is False
+
+
+async def test_a_model_can_stream_at_its_own_pace(fake_upstream):
+    fake_upstream.reset(token_count=3, token_interval=0.2, model_token_intervals={"quick": 0.0})
+
+    await post_chat(fake_upstream.base_url, {**CHAT_BODY, "model": "quick"})
+
+    [recorded] = fake_upstream.requests
+    assert recorded.last_token_at - recorded.first_token_at < 0.2

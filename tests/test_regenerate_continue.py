@@ -74,7 +74,8 @@ def test_a_reply_cut_short_by_the_token_limit_can_be_continued_and_retried(conve
 def test_a_complete_reply_can_be_regenerated(conversation):
     complete = _exchange(conversation, status="complete", error="", error_code="")
     complete.is_branch_end = True
-    assert complete.offers_regenerate and not complete.offers_retry
+    assert complete.offers_regenerate
+    assert not complete.offers_retry
     regenerated = services.reply_regenerate(reply=complete)
     assert regenerated.parent_id == complete.parent_id
 

@@ -117,6 +117,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "conversations.context_processors.webchat",
+                "conversations.theme.theme_context",
             ],
         },
     },
@@ -250,6 +251,9 @@ if WEBCHAT_STALE_REPLY_SECONDS < 3 * WEBCHAT_SAVE_INTERVAL:
 WEBCHAT_MAX_ACTIVE_REPLIES_PER_USER = env_int("WEBCHAT_MAX_ACTIVE_REPLIES_PER_USER", 3, minimum=1)
 # Upstream requests beyond this wait in a queue, shown as "waiting" in the reply.
 WEBCHAT_MAX_UPSTREAM_PER_PROCESS = env_int("WEBCHAT_MAX_UPSTREAM_PER_PROCESS", 50, minimum=1)
+# Ask the model for a short title of each new conversation after its first reply (one
+# small extra request); off, or when it fails, the first words of the first message stay.
+WEBCHAT_MODEL_TITLES = env_bool("WEBCHAT_MODEL_TITLES", True)
 
 # Images attached to messages (conversations/images.py). Django applies no size limit to
 # uploaded files (DATA_UPLOAD_MAX_MEMORY_SIZE counts only the other fields, and files over
@@ -322,6 +326,11 @@ WEBCHAT_MONTHLY_TOKEN_QUOTA = env_int("WEBCHAT_MONTHLY_TOKEN_QUOTA", 0)
 # Whether anyone may sign up; new accounts wait, inactive, for an admin's approval.
 WEBCHAT_SELF_SIGNUP = env_bool("WEBCHAT_SELF_SIGNUP", False)
 WEBCHAT_INVITATION_DAYS = env_int("WEBCHAT_INVITATION_DAYS", 7, minimum=1)
+# Reviewing conversations (README, "Reviewing conversations"). Off: the admin shows usage
+# figures only, never another user's text or images. Every read by staff is audited.
+WEBCHAT_STAFF_CAN_READ_CONVERSATIONS = env_bool("WEBCHAT_STAFF_CAN_READ_CONVERSATIONS", True)
+# Conversations inactive for longer are deleted by `manage.py delete_old_conversations`.
+WEBCHAT_RETENTION_DAYS = env_int("WEBCHAT_RETENTION_DAYS", 0)
 # Password reset mails; the console backend prints them to the server's log.
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")

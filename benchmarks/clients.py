@@ -1,0 +1,253 @@
+"""Clients that do what a browser does, and a client of the upstream itself.
+
+A ``Browser`` signs in through the login form (CSRF cookie and all). Each ``Tab`` is one
+open conversation page: it loads the page, opens the conversation's websocket, posts
+messages as htmx does (multipart, ``X-CSRFToken``, ``HX-Request``) and reads the reply's
+frames as they arrive. ``direct_reply`` asks the fake upstream for the same reply with
+httpx-sse, so that every figure has the physical limit next to it.
+"""
+
+import asyncio
+import json
+import re
+import time
+from dataclasses import dataclass
+
+import httpx
+from httpx_sse import SSEError, aconnect_sse
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
+
+TIMEOUT = httpx.Timeout(60.0)
+# Keep connections open between requests, as a browser keeps its connection to a page.
+LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=600)
+FINAL_STATUSES = "complete|error|interrupted|stopped"
+# What a browser sends for a file input left empty.
+NO_IMAGES = {"images": ("", b"", "application/octet-stream")}
+
+
+@dataclass
+class Reply:
+    """One reply as a client saw it; times are ``time.monotonic()``."""
+
+    prompt: str
+    started_at: float
+    posted_at: float | None = None
+    first_text_at: float | None = None
+    done_at: float | None = None
+    status: str = ""
+    error: str = ""
+    # Websocket frames about this reply (through Webchat) or SSE events (direct).
+    frames: int = 0
+    # Of those, the ones from its first text up to its final one (excluded).
+    streaming_frames: int = 0
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.done_at is None else self.done_at - self.started_at
+
+
+class Browser:
+    """A signed-in person: one session, shared by all their tabs."""
+
+    def __init__(self, username: str) -> None:
+        self.username = username
+        self.http = httpx.AsyncClient(timeout=TIMEOUT, limits=LIMITS, follow_redirects=False)
+
+    async def sign_in(self, base_url: str, password: str) -> None:
+        login = f"{base_url}/accounts/login/"
+        (await self.http.get(login)).raise_for_status()
+        response = await self.http.post(
+            login,
+            data={
+                "username": self.username,
+                "password": password,
+                "csrfmiddlewaretoken": self.http.cookies["csrftoken"],
+            },
+        )
+        if response.status_code != 302 or "sessionid" not in self.http.cookies:
+            raise RuntimeError(f"Signing in {self.username} failed: {response.status_code}")
+
+    @property
+    def csrf_token(self) -> str:
+        return self.http.cookies["csrftoken"]
+
+    @property
+    def cookie_header(self) -> str:
+        return "; ".join(f"{name}={value}" for name, value in self.http.cookies.items())
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+class Tab:
+    """One conversation open in a browser: its page, its socket and the reply awaited."""
+
+    def __init__(
+        self, browser: Browser, conversation_id: int, *, http_url: str, socket_url: str
+    ) -> None:
+        self.browser = browser
+        self.conversation_id = conversation_id
+        self.page_url = f"{http_url}/c/{conversation_id}/"
+        self.socket_url = socket_url.replace("http://", "ws://", 1)
+        self.origin = socket_url
+        self.socket: ClientConnection | None = None
+        self.reader: asyncio.Task | None = None
+        self.watch: _ReplyWatch | None = None
+        self.backlog: list[tuple[float, str]] = []
+        self.closed_reason = ""
+
+    async def open(self, *, load_page: bool = True) -> None:
+        if load_page:
+            (await self.browser.http.get(self.page_url)).raise_for_status()
+        self.socket = await connect(
+            f"{self.socket_url}/ws/conversations/{self.conversation_id}/",
+            additional_headers={"Cookie": self.browser.cookie_header},
+            origin=self.origin,
+            open_timeout=60,
+            max_size=None,
+            ping_interval=None,
+        )
+        self.reader = asyncio.create_task(self._read())
+
+    async def close(self) -> None:
+        if self.socket is not None:
+            await self.socket.close()
+        if self.reader is not None:
+            await self.reader
+
+    async def send(self, prompt: str, *, timeout: float) -> Reply:
+        """Post ``prompt`` as the composer does; return when its reply is finished."""
+        self.backlog.clear()
+        reply = Reply(prompt, started_at=time.monotonic())
+        try:
+            response = await self.browser.http.post(
+                f"{self.page_url}messages/",
+                data={"text": prompt},
+                files=NO_IMAGES,
+                headers={
+                    "X-CSRFToken": self.browser.csrf_token,
+                    "HX-Request": "true",
+                    "HX-Current-URL": self.page_url,
+                    "HX-Target": "messages",
+                },
+            )
+        except httpx.HTTPError as error:
+            reply.error = f"POST failed: {error!r}"
+            return reply
+        reply.posted_at = time.monotonic()
+        reply_ids = re.findall(r'<article id="message-(\d+)"', response.text)
+        if response.status_code != 200 or not reply_ids:
+            reply.error = f"POST answered {response.status_code}"
+            return reply
+        watch = _ReplyWatch(int(reply_ids[-1]), reply)
+        for arrived_at, frame in self.backlog:
+            watch.see(arrived_at, frame)
+        self.backlog.clear()
+        self.watch = watch
+        if self.closed_reason:
+            watch.lost(self.closed_reason)
+        try:
+            await asyncio.wait_for(watch.done.wait(), timeout)
+        except TimeoutError:
+            reply.error = f"no final frame within {timeout:.0f} s"
+        finally:
+            self.watch = None
+        if not reply.error and reply.status != "complete":
+            reply.error = f"the reply ended {reply.status}"
+        return reply
+
+    async def _read(self) -> None:
+        assert self.socket is not None
+        try:
+            async for frame in self.socket:
+                arrived_at = time.monotonic()
+                if self.watch is None:
+                    self.backlog.append((arrived_at, str(frame)))
+                else:
+                    self.watch.see(arrived_at, str(frame))
+        except WebSocketException as error:
+            self.closed_reason = f"socket closed: {error!r}"
+        else:
+            self.closed_reason = "socket closed"
+        if self.watch is not None:
+            self.watch.lost(self.closed_reason)
+
+
+class _ReplyWatch:
+    """Reads frames for one reply: when its first text came, and its final state."""
+
+    def __init__(self, reply_id: int, reply: Reply) -> None:
+        self.marker = f'"message-{reply_id}'
+        # A delta (its tail span) or a render (its article), ending after some text.
+        self.text_end = re.compile(rf'id="message-{reply_id}(?:-tail)?"[^>]*?\sdata-end="(\d+)"')
+        self.final = re.compile(
+            rf'<article id="message-{reply_id}"[^>]*?\sdata-status="({FINAL_STATUSES})"'
+        )
+        self.reply = reply
+        self.done = asyncio.Event()
+
+    def see(self, arrived_at: float, frame: str) -> None:
+        if self.marker not in frame:
+            return
+        reply = self.reply
+        reply.frames += 1
+        if final := self.final.search(frame):
+            reply.status = final[1]
+            reply.done_at = arrived_at
+            self.done.set()
+        elif reply.first_text_at is None:
+            if any(int(end) > 0 for end in self.text_end.findall(frame)):
+                reply.first_text_at = arrived_at
+                reply.streaming_frames = 1
+        else:
+            reply.streaming_frames += 1
+
+    def lost(self, reason: str) -> None:
+        if not self.done.is_set():
+            self.reply.error = reason
+            self.done.set()
+
+
+def upstream_client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=TIMEOUT, limits=LIMITS, headers={"Authorization": "Bearer bench"}
+    )
+
+
+async def direct_reply(
+    http: httpx.AsyncClient, base_url: str, *, model: str, prompt: str, timeout: float
+) -> Reply:
+    """The same reply straight from the upstream, read as Webchat reads it (httpx-sse)."""
+    reply = Reply(prompt, started_at=time.monotonic())
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            aconnect_sse(http, "POST", f"{base_url}/chat/completions", json=body) as source,
+        ):
+            source.response.raise_for_status()
+            reply.posted_at = time.monotonic()
+            async for event in source.aiter_sse():
+                if event.data == "[DONE]":
+                    reply.done_at = time.monotonic()
+                    reply.status = "complete"
+                    break
+                reply.frames += 1
+                if reply.first_text_at is None and _has_text(event.data):
+                    reply.first_text_at = time.monotonic()
+    except (httpx.HTTPError, SSEError, TimeoutError) as error:
+        reply.error = f"upstream request failed: {error!r}"
+    if not reply.error and reply.status != "complete":
+        reply.error = "the stream ended without [DONE]"
+    return reply
+
+
+def _has_text(data: str) -> bool:
+    choices = json.loads(data).get("choices") or [{}]
+    return bool((choices[0].get("delta") or {}).get("content"))

@@ -1,0 +1,291 @@
+"""Driving many conversations at once, through Webchat and straight at the upstream."""
+
+import asyncio
+import contextlib
+import math
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.clients import Browser, Reply, Tab, direct_reply, upstream_client
+from benchmarks.procfs import CpuMeter, memory_mb
+from benchmarks.stack import FakeUpstreamProcess
+
+SAMPLE_EVERY = 0.1
+OPEN_AT_ONCE = 50
+
+
+@dataclass
+class Stage:
+    """What a run needs to reach: the signed-in browsers, their conversations, the servers."""
+
+    browsers: list[Browser]
+    # Conversation ids per model, then per username.
+    conversations: dict[str, dict[str, list[int]]]
+    urls: list[str]
+    pids: list[int]
+    upstream: FakeUpstreamProcess
+    reply_timeout: float
+    # Where py-spy writes what the servers spent their time on, while Webchat is loaded.
+    profile_dir: Path | None = None
+    sent: int = 0
+
+    def prompt(self, label: str) -> str:
+        """A prompt no other request of the run has: it names the request in the upstream's
+        log."""
+        self.sent += 1
+        return f"Benchmark {label}, message {self.sent}: say something."
+
+    def tab(self, index: int, model: str) -> Tab:
+        """The ``index``-th conversation of the run. With several server processes and no
+        load balancer, pages and sockets alternate between them, so that half of the
+        replies stream to a socket on another process than the one generating them."""
+        browser = self.browsers[index % len(self.browsers)]
+        conversation_id = self.conversations[model][browser.username][index // len(self.browsers)]
+        count = len(self.urls)
+        return Tab(
+            browser,
+            conversation_id,
+            http_url=self.urls[(index // 2) % count],
+            socket_url=self.urls[index % count],
+        )
+
+
+@dataclass
+class LoadRun:
+    replies: list[Reply]
+    upstream_log: dict[str, dict]
+    cpu: CpuMeter
+    peak_rss_mb: list[float]
+    client_lag_ms: list[float] = field(default_factory=list)
+    open_errors: list[str] = field(default_factory=list)
+
+
+async def open_tabs(stage: Stage, count: int, model: str, *, load_page: bool) -> list[Tab]:
+    """Open ``count`` conversation pages (a bounded number at a time); failures raise."""
+    tabs = [stage.tab(index, model) for index in range(count)]
+    gate = asyncio.Semaphore(OPEN_AT_ONCE)
+
+    async def open_one(tab: Tab) -> None:
+        async with gate:
+            await tab.open(load_page=load_page)
+
+    await asyncio.gather(*(open_one(tab) for tab in tabs))
+    return tabs
+
+
+async def close_tabs(tabs: list[Tab]) -> None:
+    await asyncio.gather(*(tab.close() for tab in tabs), return_exceptions=True)
+
+
+def arrival_offsets(count: int, spread: float) -> list[float]:
+    """Evenly spread arrivals over ``spread`` seconds (0: all at once)."""
+    return [spread * index / count for index in range(count)]
+
+
+async def _at_offsets(offsets: list[float], act: Callable[[int], Awaitable[Reply]]) -> list[Reply]:
+    began = time.monotonic()
+
+    async def one(index: int) -> Reply:
+        await asyncio.sleep(max(0.0, began + offsets[index] - time.monotonic()))
+        return await act(index)
+
+    return list(await asyncio.gather(*(one(index) for index in range(len(offsets)))))
+
+
+@contextlib.asynccontextmanager
+async def _watching(stage: Stage, pids: list[int]) -> AsyncIterator[tuple[CpuMeter, list[float]]]:
+    """Sample the servers' CPU time and the client's own event-loop lag meanwhile."""
+    meter = CpuMeter(pids)
+    lags: list[float] = []
+
+    async def sample() -> None:
+        while True:
+            meter.sample()
+            planned = time.monotonic() + SAMPLE_EVERY
+            await asyncio.sleep(SAMPLE_EVERY)
+            lags.append(max(0.0, time.monotonic() - planned) * 1000)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        yield meter, lags
+    finally:
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+        meter.sample()
+
+
+@contextlib.asynccontextmanager
+async def _profiling(stage: Stage, label: str) -> AsyncIterator[None]:
+    """Sample the servers' Python stacks with py-spy (collapsed stacks, one file each)."""
+    if stage.profile_dir is None:
+        yield
+        return
+    stage.profile_dir.mkdir(parents=True, exist_ok=True)
+    name = label.replace(" ", "-")
+    spies = [
+        await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("py-spy")),
+            "record",
+            "--format=raw",
+            "--rate=200",
+            f"--pid={pid}",
+            f"--output={stage.profile_dir / f'{name}-{pid}.txt'}",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for pid in stage.pids
+    ]
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file when interrupted
+        await asyncio.gather(*(spy.wait() for spy in spies))
+
+
+async def through_webchat(
+    stage: Stage, count: int, *, spread: float, model: str, label: str
+) -> LoadRun:
+    """``count`` open conversations each send a message, arriving over ``spread`` s."""
+    tabs = await open_tabs(stage, count, model, load_page=True)
+    prompts = [stage.prompt(f"{label} via Webchat") for _ in range(count)]
+    try:
+        async with _watching(stage, stage.pids) as (meter, lags), _profiling(stage, label):
+            replies = await _at_offsets(
+                arrival_offsets(count, spread),
+                lambda index: tabs[index].send(prompts[index], timeout=stage.reply_timeout),
+            )
+    finally:
+        await close_tabs(tabs)
+    return LoadRun(
+        replies=replies,
+        upstream_log=stage.upstream.entries(prompts),
+        cpu=meter,
+        peak_rss_mb=[memory_mb(pid)["peak"] for pid in stage.pids],
+        client_lag_ms=lags,
+    )
+
+
+async def direct(stage: Stage, count: int, *, spread: float, model: str, label: str) -> LoadRun:
+    """The same load straight at the fake upstream."""
+    prompts = [stage.prompt(f"{label} direct") for _ in range(count)]
+    assert stage.upstream.process is not None
+    async with (
+        upstream_client() as http,
+        _watching(stage, [stage.upstream.process.pid]) as (
+            meter,
+            lags,
+        ),
+    ):
+        replies = await _at_offsets(
+            arrival_offsets(count, spread),
+            lambda index: direct_reply(
+                http,
+                stage.upstream.base_url,
+                model=model,
+                prompt=prompts[index],
+                timeout=stage.reply_timeout,
+            ),
+        )
+    return LoadRun(
+        replies=replies,
+        upstream_log=stage.upstream.entries(prompts),
+        cpu=meter,
+        peak_rss_mb=[],
+        client_lag_ms=lags,
+    )
+
+
+def added_ttft_ms(run: LoadRun) -> list[float]:
+    """Per reply: from the upstream writing its first token to the client seeing it."""
+    added = []
+    for reply in run.replies:
+        entry = run.upstream_log.get(reply.prompt)
+        if reply.first_text_at is None or not entry or entry["first_token_at"] is None:
+            continue
+        added.append((reply.first_text_at - entry["first_token_at"]) * 1000)
+    return added
+
+
+def errors(run: LoadRun) -> list[str]:
+    return [f"{reply.prompt}: {reply.error}" for reply in run.replies if reply.error]
+
+
+def chunks_sent(run: LoadRun) -> int:
+    return sum(entry["tokens"] for entry in run.upstream_log.values())
+
+
+def steady_relay(run: LoadRun) -> dict | None:
+    """Upstream chunks per server CPU-second while every stream is flowing: between the
+    last stream's first token and the first stream's last one (no sign-ins, posts or
+    final saves in the window). Tokens are evenly spaced within each stream."""
+    entries = [entry for entry in run.upstream_log.values() if entry["tokens"] > 1]
+    if not entries:
+        return None
+    start = max(entry["first_token_at"] for entry in entries)
+    end = min(entry["last_token_at"] for entry in entries)
+    cpu, window = run.cpu.used_between(start, end)
+    if window < 1.0 or cpu <= 0:
+        return None
+    start, end = end - window, end  # the window the samples actually cover
+    chunks = 0.0
+    for entry in entries:
+        first, last = entry["first_token_at"], entry["last_token_at"]
+        rate = (entry["tokens"] - 1) / (last - first)
+        chunks += max(0.0, min(end, last) - max(start, first)) * rate
+    return {
+        "window_s": round(window, 2),
+        "chunks": round(chunks),
+        "cpu_s": round(cpu, 3),
+        "chunks_per_cpu_second": round(chunks / cpu),
+        "chunks_per_second": round(chunks / window),
+    }
+
+
+def frames_per_reply_second(run: LoadRun) -> list[float]:
+    """Frames a tab received per second while a reply streamed (first text to final frame)."""
+    rates = []
+    for reply in run.replies:
+        if reply.error or reply.first_text_at is None or reply.done_at is None:
+            continue
+        streaming = reply.done_at - reply.first_text_at
+        if streaming > 0:
+            rates.append(reply.streaming_frames / streaming)
+    return rates
+
+
+def duration_ratios(webchat: LoadRun, upstream: LoadRun) -> list[float]:
+    """Each reply's time through Webchat (post to final frame) over the same arrival's time
+    straight from the upstream (request to ``[DONE]``)."""
+    ratios = []
+    for through, straight in zip(webchat.replies, upstream.replies, strict=True):
+        if through.duration is not None and straight.duration is not None:
+            ratios.append(through.duration / straight.duration)
+    return ratios
+
+
+def percentile(values: list[float], percent: float) -> float | None:
+    """The nearest-rank percentile (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)]
+
+
+def spread_of(values: list[float]) -> dict:
+    return {
+        "count": len(values),
+        "p50": _round(percentile(values, 50)),
+        "p95": _round(percentile(values, 95)),
+        "p99": _round(percentile(values, 99)),
+        "max": _round(max(values, default=None)),
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)

@@ -1,0 +1,87 @@
+"""What a process costs, read from Linux's /proc: CPU seconds and resident memory."""
+
+import os
+import platform
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of ``pid`` (all its threads) so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # The command name may hold spaces; the fields after it are fixed (utime is 14th).
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """Resident memory now (rss) and at its highest so far (peak), in MB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            values["rss" if name == "VmRSS" else "peak"] = int(rest.split()[0]) / 1024
+    return values
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds used by some processes between ``start()`` and ``stop()``, with
+    samples in between so that a steady window can be cut out afterwards."""
+
+    pids: list[int]
+    samples: list[tuple[float, float]] = field(default_factory=list)
+
+    def sample(self) -> None:
+        self.samples.append((time.monotonic(), sum(cpu_seconds(pid) for pid in self.pids)))
+
+    def used(self) -> float:
+        return self.samples[-1][1] - self.samples[0][1]
+
+    def used_between(self, start: float, end: float) -> tuple[float, float]:
+        """CPU seconds used between the samples nearest ``start`` and ``end``, and the
+        length of that window."""
+        inside = [sample for sample in self.samples if start <= sample[0] <= end]
+        if len(inside) < 2:
+            return 0.0, 0.0
+        return inside[-1][1] - inside[0][1], inside[-1][0] - inside[0][0]
+
+
+def machine() -> dict:
+    memory_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    cpu_model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu_model,
+        "ram_gb": round(memory_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "os": _os_name(),
+        "kernel": platform.release(),
+        "sqlite": sqlite3.sqlite_version,
+    }
+
+
+def _os_name() -> str:
+    try:
+        release = Path("/etc/os-release").read_text()
+    except OSError:
+        return platform.system()
+    for line in release.splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.split("=", 1)[1].strip('"')
+    return platform.system()

@@ -1,0 +1,63 @@
+"""The colour theme: the system's, or light or dark as chosen, remembered in a cookie.
+
+The server reads the cookie to render `<html data-theme=...>`, so the first paint is already in
+the right theme. The choice belongs to the browser, not the account, and is offered to everyone.
+"""
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+COOKIE = "theme"
+SYSTEM = "system"
+CHOICES = {SYSTEM: "System", "light": "Light", "dark": "Dark"}
+COOKIE_MAX_AGE = 365 * 24 * 60 * 60
+
+
+def theme_of(request: HttpRequest) -> str:
+    theme = request.COOKIES.get(COOKIE, SYSTEM)
+    return theme if theme in CHOICES else SYSTEM
+
+
+def _return_url(request: HttpRequest, url: str) -> str:
+    """Where to go back to once the theme is set: only ever a page of this site."""
+    safe = url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return url if safe else reverse("conversations:index")
+
+
+def theme_context(request: HttpRequest) -> dict:
+    # A page shown in answer to a POST (a refused form) cannot be fetched again: go home.
+    return_url = request.get_full_path() if request.method == "GET" else ""
+    return {"theme": theme_of(request), "theme_choices": CHOICES, "theme_next": return_url}
+
+
+@login_not_required
+@require_POST
+def theme_set(request: HttpRequest) -> HttpResponse:
+    theme = request.POST.get("theme", "")
+    if theme not in CHOICES:
+        return HttpResponseBadRequest("Choose a theme: system, light or dark.")
+    return_url = _return_url(request, request.POST.get("next", ""))
+    if request.htmx:
+        context = {"theme": theme, "theme_next": return_url}
+        response = render(request, "conversations/partials/_theme_form.html", context)
+    else:
+        response = redirect(return_url)
+    if theme == SYSTEM:
+        response.delete_cookie(COOKIE, samesite="Lax")
+    else:
+        response.set_cookie(
+            COOKIE,
+            theme,
+            max_age=COOKIE_MAX_AGE,
+            secure=settings.SESSION_COOKIE_SECURE,
+            httponly=True,
+            samesite="Lax",
+        )
+    return response
