@@ -5,6 +5,7 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from conversations import access, accounts, limits
@@ -16,7 +17,7 @@ def usage(request: HttpRequest) -> HttpResponse:
     usage = limits.usage_for(request.user.pk)
     context = {
         "usage": usage,
-        "periods": [("Today", usage.today), ("This month", usage.month)],
+        "periods": [(gettext("Today"), usage.today), (gettext("This month"), usage.month)],
         "models": access.allowed_models(request.user),
     }
     return render(request, "accounts/usage.html", context)

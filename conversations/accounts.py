@@ -4,9 +4,12 @@ from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from conversations import roles
 from conversations.models import Invitation
+
+UNUSABLE = gettext_lazy("This invitation link has expired or was already used.")
 
 
 class InvitationUnusable(Exception):
@@ -16,7 +19,7 @@ class InvitationUnusable(Exception):
 def invitation_usable(token: str) -> Invitation:
     invitation = Invitation.objects.select_related("group").filter(token=token).first()
     if invitation is None or not invitation.is_usable:
-        raise InvitationUnusable("This invitation link has expired or was already used.")
+        raise InvitationUnusable(UNUSABLE)
     return invitation
 
 
@@ -26,7 +29,7 @@ def invitation_accept(token: str, form: UserCreationForm) -> AbstractBaseUser:
     # Locked, so two people opening the same link at once cannot both get an account.
     invitation = Invitation.objects.select_for_update().filter(token=token).first()
     if invitation is None or not invitation.is_usable:
-        raise InvitationUnusable("This invitation link has expired or was already used.")
+        raise InvitationUnusable(UNUSABLE)
     user = form.save(commit=False)
     user.is_staff = invitation.group.name in roles.STAFF_ROLES
     user.save()

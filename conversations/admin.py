@@ -11,7 +11,7 @@ from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
+from django.utils.text import smart_split, unescape_string_literal
 
 from conversations import export, review, tree
 from conversations.models import (
@@ -53,7 +54,7 @@ def _conversation_link(conversation_id: int | None, label: str) -> str:
 
 
 class ExistsFilter(admin.SimpleListFilter):
-    """Yes/no: whether a conversation has any row of ``related(conversation_ref)``."""
+    """Yes/no: whether a conversation has any of the rows ``related`` selects for it."""
 
     def lookups(self, request, model_admin):
         return [("yes", "Yes"), ("no", "No")]
@@ -98,6 +99,20 @@ class LastActivityFilter(admin.DateFieldListFilter):
         self.title = "last activity"
 
 
+USAGE_MAX_DAYS = 366
+USAGE_DEFAULT_DAYS = 30
+USAGE_CSV_COLUMNS = (
+    ("day", "Day"),
+    ("username", "User"),
+    ("messages", "Messages"),
+    ("replies", "Replies"),
+    ("tokens_in", "Tokens in"),
+    ("tokens_out", "Tokens out"),
+    ("reasoning_tokens", "Reasoning tokens"),
+    ("errors", "Failed replies"),
+)
+
+
 class UsageReportForm(forms.Form):
     start = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
@@ -118,20 +133,6 @@ class UsageReportForm(forms.Form):
         return cleaned
 
 
-USAGE_MAX_DAYS = 366
-USAGE_DEFAULT_DAYS = 30
-USAGE_CSV_COLUMNS = (
-    ("day", "Day"),
-    ("username", "User"),
-    ("messages", "Messages"),
-    ("replies", "Replies"),
-    ("tokens_in", "Tokens in"),
-    ("tokens_out", "Tokens out"),
-    ("reasoning_tokens", "Reasoning tokens"),
-    ("errors", "Failed replies"),
-)
-
-
 def _csv_cell(value: object) -> object:
     # A text cell starting like a formula would be run by a spreadsheet.
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
@@ -150,8 +151,8 @@ class ConversationAdmin(admin.ModelAdmin):
         "model",
         "message_count",
         "tokens_used",
-        "created_at",
-        "updated_at",
+        "started",
+        "last_activity",
         "open_flags",
     )
     list_filter = (
@@ -205,6 +206,22 @@ class ConversationAdmin(admin.ModelAdmin):
             return ("title", "messages__content", "owner__username")
         return ("owner__username",)
 
+    def get_search_results(self, request, queryset, search_term):
+        """Each word in the title, the owner's name or, as an EXISTS per conversation,
+        a message: no join of every message, and so no DISTINCT over the result."""
+        can_read = review.staff_can_read()
+        for word in smart_split(search_term):
+            if word[:1] in ('"', "'") and word[-1:] == word[:1]:
+                word = unescape_string_literal(word)
+            matches = Q(owner__username__icontains=word)
+            if can_read:
+                in_messages = Message.objects.filter(
+                    conversation=OuterRef("pk"), content__icontains=word
+                )
+                matches |= Q(title__icontains=word) | Exists(in_messages)
+            queryset = queryset.filter(matches)
+        return queryset, False
+
     def get_actions(self, request):
         actions = super().get_actions(request)
         if not review.staff_can_read():
@@ -228,6 +245,14 @@ class ConversationAdmin(admin.ModelAdmin):
     @admin.display(description="tokens used", ordering="tokens_used")
     def tokens_used(self, conversation: Conversation) -> int:
         return conversation.tokens_used
+
+    @admin.display(description="started", ordering="created_at")
+    def started(self, conversation: Conversation) -> str:
+        return date_format(timezone.localtime(conversation.created_at), "SHORT_DATETIME_FORMAT")
+
+    @admin.display(description="last activity", ordering="updated_at")
+    def last_activity(self, conversation: Conversation) -> str:
+        return date_format(timezone.localtime(conversation.updated_at), "SHORT_DATETIME_FORMAT")
 
     @admin.display(description="open flags", ordering="open_flag_count")
     def open_flags(self, conversation: Conversation) -> str:

@@ -5,9 +5,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from conversations import frames, services
+from conversations.languages import language_of_scope
 from conversations.deactivation import user_group_name
 from conversations.generation import SYNC_REQUEST, control_group_name
 from conversations.models import Conversation, Message
@@ -69,6 +70,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         self.conversation = conversation
+        # Frames rendered here (the state, a dead reply) speak the page's language.
+        translation.activate(language_of_scope(self.scope))
         # Deactivating the user closes this socket through their group.
         self.user_group_name = user_group_name(user.pk)
         await self.channel_layer.group_add(self.user_group_name, self.channel_name)

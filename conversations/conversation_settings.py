@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from django import forms
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext, gettext_lazy
 
 from conversations import access
 from conversations.forms import ConversationSettingsForm, PresetForm
@@ -26,7 +27,7 @@ SETTINGS_FIELDS = (
     "max_tokens",
     "reasoning_effort",
 )
-NO_SUCH_PRESET = "That preset does not exist (any more). Choose another one."
+NO_SUCH_PRESET = gettext_lazy("That preset does not exist (any more). Choose another one.")
 
 
 class Refused(Exception):
@@ -97,7 +98,11 @@ def preset_create(*, owner: AbstractBaseUser, data: Mapping[str, str]) -> Preset
                     return Preset.objects.create(owner=owner, **form.cleaned_data)
             except IntegrityError:
                 pass  # the same name, saved at the same moment by another request
-        form.add_error("name", f"You already have a preset named “{name}”. Choose another name.")
+        form.add_error(
+            "name",
+            gettext("You already have a preset named “%(name)s”. Choose another name.")
+            % {"name": name},
+        )
     raise Refused(form)
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext, gettext_lazy
 
 from conversations import tree
 from conversations.models import Attachment, Conversation, Message
@@ -33,11 +34,11 @@ USAGE = (
 )
 # What a message's status says in a Markdown export; a complete one says nothing.
 STATUS_NOTES = {
-    Message.Status.ERROR: "Failed",
-    Message.Status.INTERRUPTED: "Interrupted",
-    Message.Status.STOPPED: "Stopped by the user",
-    Message.Status.PENDING: "Not answered yet",
-    Message.Status.STREAMING: "Still being written",
+    Message.Status.ERROR: gettext_lazy("Failed"),
+    Message.Status.INTERRUPTED: gettext_lazy("Interrupted"),
+    Message.Status.STOPPED: gettext_lazy("Stopped by the user"),
+    Message.Status.PENDING: gettext_lazy("Not answered yet"),
+    Message.Status.STREAMING: gettext_lazy("Still being written"),
 }
 
 
@@ -135,10 +136,14 @@ def _when(moment: datetime) -> str:
 
 
 def markdown_of(conversation: Conversation, messages: Sequence[Message]) -> str:
-    lines = [f"# {conversation.title or 'Untitled conversation'}", ""]
+    lines = [f"# {conversation.title or gettext('Untitled conversation')}", ""]
     lines.append(
-        f"Model: {conversation.model} · Started {_when(conversation.created_at)} · "
-        f"Last activity {_when(conversation.updated_at)}"
+        gettext("Model: %(model)s · Started %(started)s · Last activity %(last)s")
+        % {
+            "model": conversation.model,
+            "started": _when(conversation.created_at),
+            "last": _when(conversation.updated_at),
+        }
     )
     chosen = [
         f"{name.replace('_', ' ')} {getattr(conversation, name)}"
@@ -146,9 +151,9 @@ def markdown_of(conversation: Conversation, messages: Sequence[Message]) -> str:
         if getattr(conversation, name) not in (None, "")
     ]
     if chosen:
-        lines.append(f"Settings: {', '.join(chosen)}")
+        lines.append(gettext("Settings: %(settings)s") % {"settings": ", ".join(chosen)})
     if conversation.system_prompt:
-        lines += ["", "## System prompt", "", conversation.system_prompt]
+        lines += ["", f"## {gettext('System prompt')}", "", conversation.system_prompt]
     for message in messages:
         lines += ["", *_message_markdown(message)]
     return "\n".join(lines) + "\n"
@@ -156,24 +161,38 @@ def markdown_of(conversation: Conversation, messages: Sequence[Message]) -> str:
 
 def _message_markdown(message: Message) -> list[str]:
     if message.role == Message.Role.USER:
-        lines = [f"## You · {_when(message.created_at)}", ""]
+        heading = gettext("You · %(when)s") % {"when": _when(message.created_at)}
     else:
-        lines = [f"## Assistant ({message.model}) · {_when(message.created_at)}", ""]
+        heading = gettext("Assistant (%(model)s) · %(when)s") % {
+            "model": message.model,
+            "when": _when(message.created_at),
+        }
+    lines = [f"## {heading}", ""]
     if message.reasoning:
-        lines += ["> Thinking:", ">", *(f"> {line}" for line in message.reasoning.splitlines())]
+        thinking = gettext("Thinking:")
+        lines += [f"> {thinking}", ">", *(f"> {line}" for line in message.reasoning.splitlines())]
         lines.append("")
     if message.content:
         lines.append(message.content)
     for attachment in message.attachments.all():
-        size = f"{attachment.width} by {attachment.height} pixels"
-        lines.append(f"[Image: {attachment.original_name}, {size}]")
+        lines.append(
+            gettext("[Image: %(name)s, %(width)s by %(height)s pixels]")
+            % {
+                "name": attachment.original_name,
+                "width": attachment.width,
+                "height": attachment.height,
+            }
+        )
     if note := STATUS_NOTES.get(message.status):
         lines += ["", f"> {note}{': ' + message.error if message.error else '.'}"]
     if message.role == Message.Role.ASSISTANT and message.total_tokens is not None:
-        usage = f"{message.prompt_tokens or 0} tokens in, {message.completion_tokens or 0} out"
+        usage = gettext("%(tokens_in)s tokens in, %(tokens_out)s out") % {
+            "tokens_in": message.prompt_tokens or 0,
+            "tokens_out": message.completion_tokens or 0,
+        }
         if message.reasoning_tokens:
-            usage += f", {message.reasoning_tokens} reasoning"
+            usage += ", " + gettext("%(tokens)s reasoning") % {"tokens": message.reasoning_tokens}
         if message.cached_tokens:
-            usage += f", {message.cached_tokens} cached"
+            usage += ", " + gettext("%(tokens)s cached") % {"tokens": message.cached_tokens}
         lines += ["", f"*{usage}.*"]
     return lines

@@ -1,7 +1,9 @@
 """What to do when getting a reply fails: what to tell the user, and whether to try again.
 
-Plain domain logic, without Django or the network: ``failure_for`` maps an upstream
-error, and whether any text of this attempt has arrived, to a ``Failure``.
+Plain domain logic, without the network (and of Django only its translations): ``failure_for``
+maps an upstream error, and whether any text of this attempt has arrived, to a ``Failure``.
+Its messages are in the language active where it runs: a generation keeps the one of the page
+that started it.
 """
 
 import math
@@ -10,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
+from django.utils.translation import gettext, gettext_lazy
 
 from conversations import upstream
 from conversations.upstream import UpstreamError
@@ -31,10 +34,12 @@ INTERNAL = "internal"
 # Trying the same request again cannot help until something else changes.
 HOPELESS_CODES = frozenset({AUTH, QUOTA, BAD_REQUEST, CONTEXT_LENGTH})
 
-INTERRUPTED_MESSAGE = "The reply was interrupted before it finished."
-SERVER_STOPPED_MESSAGE = "The reply was interrupted: the server stopped while writing it."
-INTERNAL_MESSAGE = "Something went wrong while getting the reply."
-WAITING_FOR_SLOT = "Waiting for a free slot…"
+INTERRUPTED_MESSAGE = gettext_lazy("The reply was interrupted before it finished.")
+SERVER_STOPPED_MESSAGE = gettext_lazy(
+    "The reply was interrupted: the server stopped while writing it."
+)
+INTERNAL_MESSAGE = gettext_lazy("Something went wrong while getting the reply.")
+WAITING_FOR_SLOT = gettext_lazy("Waiting for a free slot…")
 
 _CONTEXT_LENGTH_WORDS = re.compile(
     r"context[ _-]?(length|window)|maximum number of tokens|prompt is too long"
@@ -84,17 +89,21 @@ def failure_for(
 ) -> Failure:
     """The decision for ``error``; ``retries`` counts automatic retries so far, by code."""
     if isinstance(error, StreamStalled):
-        return Failure(STALLED, f"The reply stalled: nothing arrived for {error.seconds:g} s.")
+        return Failure(
+            STALLED,
+            gettext("The reply stalled: nothing arrived for %(seconds)s s.")
+            % {"seconds": f"{error.seconds:g}"},
+        )
     if error.kind == "http":
         return _http_failure(error, text_arrived=text_arrived, retries=retries, policy=policy)
     if error.kind == "timeout":
         if isinstance(error.__cause__, httpx.ConnectTimeout):
-            return Failure(TIMEOUT, "The chat service could not be reached in time.")
-        return Failure(TIMEOUT, "The chat service took too long to answer.")
+            return Failure(TIMEOUT, gettext("The chat service could not be reached in time."))
+        return Failure(TIMEOUT, gettext("The chat service took too long to answer."))
     if error.kind == "connection":
         if isinstance(error.__cause__, httpx.ConnectError):
-            return Failure(CONNECTION, "The chat service could not be reached.")
-        return Failure(CONNECTION, "The connection to the chat service was lost.")
+            return Failure(CONNECTION, gettext("The chat service could not be reached."))
+        return Failure(CONNECTION, gettext("The connection to the chat service was lost."))
     if _is_context_length(error):
         return _too_long()
     return Failure(STREAM, _stream_message(error.message))
@@ -104,8 +113,10 @@ def retry_notice(code: str, seconds_left: float) -> str:
     """What the reply bubble says while waiting to try again."""
     seconds = max(math.ceil(seconds_left), 1)
     if code == RATE_LIMITED:
-        return f"Rate limited, retrying in {seconds} s…"
-    return f"The chat service had a problem, retrying in {seconds} s…"
+        return gettext("Rate limited, retrying in %(seconds)s s…") % {"seconds": seconds}
+    return gettext("The chat service had a problem, retrying in %(seconds)s s…") % {
+        "seconds": seconds
+    }
 
 
 def _http_failure(
@@ -115,13 +126,16 @@ def _http_failure(
     if status in (401, 403):
         return Failure(
             AUTH,
-            "The chat service rejected this server's API key. Please contact your administrator.",
+            gettext(
+                "The chat service rejected this server's API key. "
+                "Please contact your administrator."
+            ),
             alert_admin=True,
         )
     if status == 402:
         return Failure(
             QUOTA,
-            "The chat service's credit is used up. Please tell your administrator.",
+            gettext("The chat service's credit is used up. Please tell your administrator."),
             alert_admin=True,
         )
     if status == 413 or _is_context_length(error):
@@ -134,29 +148,41 @@ def _http_failure(
         if not text_arrived and done < policy.server_error_retries and wait <= policy.max_wait:
             return Failure(SERVER, _server_message(status), retry_in=wait)
         return Failure(SERVER, _server_message(status))
-    return Failure(BAD_REQUEST, f"The chat service refused the request: {error.message}")
+    return Failure(
+        BAD_REQUEST,
+        gettext("The chat service refused the request: %(error)s") % {"error": error.message},
+    )
 
 
 def _rate_limited(error: UpstreamError, *, retries: int, policy: RetryPolicy) -> Failure:
     wait = error.retry_after if error.retry_after is not None else policy.backoff(retries)
     if retries < policy.rate_limit_retries and wait <= policy.max_wait:
-        return Failure(RATE_LIMITED, "The chat service is rate limiting requests.", retry_in=wait)
-    asked_to_wait_long = error.retry_after is not None and wait > policy.max_wait
-    later = f"in {math.ceil(wait)} s" if asked_to_wait_long else "in a minute"
-    return Failure(
-        RATE_LIMITED,
-        f"The chat service is rate limiting requests. Please try again {later}.",
-    )
+        return Failure(
+            RATE_LIMITED, gettext("The chat service is rate limiting requests."), retry_in=wait
+        )
+    if error.retry_after is not None and wait > policy.max_wait:
+        message = gettext(
+            "The chat service is rate limiting requests. Please try again in %(seconds)s s."
+        ) % {"seconds": math.ceil(wait)}
+    else:
+        message = gettext(
+            "The chat service is rate limiting requests. Please try again in a minute."
+        )
+    return Failure(RATE_LIMITED, message)
 
 
 def _server_message(status: int) -> str:
-    return f"The chat service had a server error (HTTP {status}). Please try again."
+    return gettext("The chat service had a server error (HTTP %(status)s). Please try again.") % {
+        "status": status
+    }
 
 
 def _too_long() -> Failure:
     return Failure(
         CONTEXT_LENGTH,
-        "This conversation is too long for the model. Please start a new conversation to go on.",
+        gettext(
+            "This conversation is too long for the model. Please start a new conversation to go on."
+        ),
     )
 
 
@@ -168,9 +194,9 @@ def _is_context_length(error: UpstreamError) -> bool:
 
 def _stream_message(message: str) -> str:
     if message == upstream.MALFORMED_CHUNK:
-        return "The chat service sent part of the reply in a form that could not be read."
+        return gettext("The chat service sent part of the reply in a form that could not be read.")
     if message == upstream.ENDED_EARLY:
-        return "The chat service ended the reply before it was complete."
+        return gettext("The chat service ended the reply before it was complete.")
     if message == upstream.NOT_AN_EVENT_STREAM:
-        return "The chat service answered in an unexpected form."
-    return f"The chat service reported an error: {message}"
+        return gettext("The chat service answered in an unexpected form.")
+    return gettext("The chat service reported an error: %(error)s") % {"error": message}

@@ -1,9 +1,10 @@
 """Checking and normalizing images that users attach to messages.
 
-Pure functions over file objects (Pillow, no Django): an image is accepted by its content,
-never by its name or the browser's content type. A normalized image is upright, bounded in
-size, re-encoded without any of the original's metadata (EXIF, GPS, XMP, comments), in sRGB,
-and comes with a small thumbnail for the page. Anything else raises ``ImageRejected``.
+Pure functions over file objects (Pillow; of Django only its translations, for refusals): an
+image is accepted by its content, never by its name or the browser's content type. A
+normalized image is upright, bounded in size, re-encoded without any of the original's
+metadata (EXIF, GPS, XMP, comments), in sRGB, and comes with a small thumbnail for the page.
+Anything else raises ``ImageRejected``.
 """
 
 import io
@@ -13,6 +14,7 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from django.utils.translation import gettext
 from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
@@ -53,10 +55,10 @@ _SRGB = ImageCms.createProfile("sRGB")
 class ImageRejected(Exception):
     """An attached file that is refused; ``str(error)`` names the file and says why."""
 
-    def __init__(self, filename: str, reason: str) -> None:
-        super().__init__(f"“{filename}” {reason}")
+    def __init__(self, filename: str, message: str, **values: object) -> None:
+        """``message`` says why, with ``%(name)s`` where the file's name goes."""
+        super().__init__(message % {"name": filename, **values})
         self.filename = filename
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -97,11 +99,19 @@ def normalize(file: BinaryIO, *, filename: str, limits: ImageLimits) -> Normaliz
             image = _resized(_rgb_or_rgba(source), limits.max_side)
             image = _upright(_srgb(image, icc_profile), orientation)
     except UnidentifiedImageError:
-        raise ImageRejected(name, "is not a PNG, JPEG, WEBP or GIF image.") from None
+        raise ImageRejected(
+            name, gettext("“%(name)s” is not a PNG, JPEG, WEBP or GIF image.")
+        ) from None
     except Image.DecompressionBombError:
-        raise ImageRejected(name, _too_many_pixels(limits)) from None
+        raise ImageRejected(
+            name,
+            gettext("“%(name)s” images may have at most %(megapixels)s megapixels."),
+            megapixels=_megapixels(limits),
+        ) from None
     except _DECODING_ERRORS:
-        raise ImageRejected(name, "is damaged or incomplete and cannot be read.") from None
+        raise ImageRejected(
+            name, gettext("“%(name)s” is damaged or incomplete and cannot be read.")
+        ) from None
     # Nothing of the original's metadata may reach the output (Pillow's encoders read some
     # of it, such as ICC profiles and comments, from ``info``).
     image.info = {}
@@ -134,22 +144,37 @@ def _check_file_size(file: BinaryIO, name: str, limits: ImageLimits) -> None:
     size = file.seek(0, io.SEEK_END)
     file.seek(0)
     if size == 0:
-        raise ImageRejected(name, "is empty.")
+        raise ImageRejected(name, gettext("“%(name)s” is empty."))
     if size > limits.max_bytes:
         raise ImageRejected(
-            name, f"is {file_size(size)}; the limit is {file_size(limits.max_bytes)} per image."
+            name,
+            gettext("“%(name)s” is %(size)s; the limit is %(limit)s per image."),
+            size=file_size(size),
+            limit=file_size(limits.max_bytes),
         )
 
 
 def _check_dimensions(size: tuple[int, int], name: str, limits: ImageLimits) -> None:
     width, height = size
     if width * height > limits.max_pixels:
-        raise ImageRejected(name, f"is {_dimensions(size)} pixels; {_too_many_pixels(limits)}")
+        raise ImageRejected(
+            name,
+            gettext(
+                "“%(name)s” is %(dimensions)s pixels; "
+                "images may have at most %(megapixels)s megapixels."
+            ),
+            dimensions=_dimensions(size),
+            megapixels=_megapixels(limits),
+        )
     if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
         raise ImageRejected(
             name,
-            f"is {_dimensions(size)} pixels, too long and thin to show the model; "
-            f"the long side may be at most {MAX_ASPECT_RATIO} times the short side.",
+            gettext(
+                "“%(name)s” is %(dimensions)s pixels, too long and thin to show the model; "
+                "the long side may be at most %(ratio)s times the short side."
+            ),
+            dimensions=_dimensions(size),
+            ratio=MAX_ASPECT_RATIO,
         )
 
 
@@ -157,8 +182,8 @@ def _dimensions(size: tuple[int, int]) -> str:
     return f"{size[0]:,} \N{MULTIPLICATION SIGN} {size[1]:,}"
 
 
-def _too_many_pixels(limits: ImageLimits) -> str:
-    return f"images may have at most {limits.max_pixels / 1_000_000:g} megapixels."
+def _megapixels(limits: ImageLimits) -> str:
+    return f"{limits.max_pixels / 1_000_000:g}"
 
 
 def _fitted(size: tuple[int, int], max_side: int) -> tuple[int, int]:

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from conversations.models import Message, ModelPrice, UserLimits
 
@@ -124,16 +125,22 @@ def reply_allowed_check(user_id: int) -> None:
     rate = usage.messages_per_minute
     if rate and usage.replies_last_minute >= rate:
         raise LimitReached(
-            f"You have sent {rate} messages in the last minute, the most allowed. "
-            "Wait a minute, then try again."
+            gettext(
+                "You have sent %(count)s messages in the last minute, the most allowed. "
+                "Wait a minute, then try again."
+            )
+            % {"count": rate}
         )
     if usage.today.left == 0:
         raise LimitReached(
-            f"You have used your daily quota of {usage.today.quota:,} tokens. "
-            "It renews at midnight."
+            gettext("You have used your daily quota of %(quota)s tokens. It renews at midnight.")
+            % {"quota": f"{usage.today.quota:,}"}
         )
     if usage.month.left == 0:
         raise LimitReached(
-            f"You have used your monthly quota of {usage.month.quota:,} tokens. "
-            "It renews on the first of next month."
+            gettext(
+                "You have used your monthly quota of %(quota)s tokens. "
+                "It renews on the first of next month."
+            )
+            % {"quota": f"{usage.month.quota:,}"}
         )

@@ -105,6 +105,8 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["created_at", "pk"]
+        # For usage by day (limits, the admin's usage report) and retention.
+        indexes = [models.Index(fields=["created_at"], name="message_created")]
         constraints = [
             # One generation per conversation at a time, enforced by the database
             # so two concurrent sends cannot both start one.

@@ -6,9 +6,13 @@ but flags (it may add and clear them) and reads the audit of who read what.
 Admin: a staff account that manages everything in the admin.
 """
 
-MEMBER = "Member"
-REVIEWER = "Reviewer"
-ADMIN = "Admin"
+from django.contrib.auth.management import create_permissions
+from django.utils.translation import gettext_noop
+
+# The groups' names, stored as they are; pages translate them where they show them.
+MEMBER = gettext_noop("Member")
+REVIEWER = gettext_noop("Reviewer")
+ADMIN = gettext_noop("Admin")
 
 REVIEWER_PERMISSIONS = [
     ("conversations", "view_conversation"),
@@ -23,15 +27,24 @@ STAFF_ROLES = (REVIEWER, ADMIN)  # they work in the admin
 ADMIN_APPS = ["conversations", "auth", "sessions"]
 
 
+def role_groups_migrate(apps, schema_editor) -> None:
+    """The data migrations' step: create (or complete) the groups with their permissions."""
+    # Permissions are normally created after all migrations; the groups need them now.
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, verbosity=0)
+        app_config.models_module = None
+    role_groups_create(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+
+
 def role_groups_create(group_model, permission_model) -> None:
     """Create the role groups with their permissions, or complete them; the models are
     passed in so the data migration can use its historical ones."""
     group_model.objects.get_or_create(name=MEMBER)
     reviewer, _ = group_model.objects.get_or_create(name=REVIEWER)
     for app_label, codename in REVIEWER_PERMISSIONS:
-        # Filtered, not fetched: a migration older than a model runs without its permissions.
         reviewer.permissions.add(
-            *permission_model.objects.filter(content_type__app_label=app_label, codename=codename)
+            permission_model.objects.get(content_type__app_label=app_label, codename=codename)
         )
     admin, _ = group_model.objects.get_or_create(name=ADMIN)
     admin.permissions.add(*permission_model.objects.filter(content_type__app_label__in=ADMIN_APPS))

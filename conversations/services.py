@@ -14,13 +14,16 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from conversations import access, attachments, failures, limits, tree
 from conversations.images import NormalizedImage
 from conversations.models import Attachment, Conversation, Message
 
 TITLE_MAX_CHARS = 60
-STILL_WRITING = "A reply is still being written in this conversation. Wait for it to finish."
+STILL_WRITING = gettext_lazy(
+    "A reply is still being written in this conversation. Wait for it to finish."
+)
 CONTINUE_INSTRUCTION = (
     "Continue your previous reply exactly where it stopped. Do not repeat what you already wrote."
 )
@@ -33,11 +36,12 @@ class MessageRefused(Exception):
 def message_text_clean(text: str, *, with_images: bool = False) -> str:
     """The text to save; it may be empty only when images go with it."""
     if not with_images and (not text or not text.strip()):
-        raise MessageRefused("Type a message before sending.")
+        raise MessageRefused(gettext("Type a message before sending."))
     limit = settings.WEBCHAT_MAX_MESSAGE_CHARS
     if len(text) > limit:
         raise MessageRefused(
-            f"This message is {len(text):,} characters long; the limit is {limit:,}."
+            gettext("This message is %(length)s characters long; the limit is %(limit)s.")
+            % {"length": f"{len(text):,}", "limit": f"{limit:,}"}
         )
     return text.strip()
 
@@ -46,8 +50,11 @@ def image_count_check(count: int) -> None:
     limit = settings.WEBCHAT_MAX_IMAGES_PER_MESSAGE
     if count > limit:
         raise MessageRefused(
-            f"This message has {count} images; the limit is {limit} per message. "
-            "Remove some and send again."
+            gettext(
+                "This message has %(count)s images; the limit is %(limit)s per message. "
+                "Remove some and send again."
+            )
+            % {"count": count, "limit": limit}
         )
 
 
@@ -64,19 +71,27 @@ def model_choose(user: AbstractBaseUser, requested: str = "") -> str:
     """The model of a new conversation: the one requested, or the first the user may use."""
     allowed = access.allowed_models(user)
     if not allowed:
-        raise MessageRefused("No model is available to you. Ask an administrator for access.")
+        raise MessageRefused(
+            gettext("No model is available to you. Ask an administrator for access.")
+        )
     if not requested:
         return allowed[0]
     if requested not in allowed:
-        raise MessageRefused(f"You may not use the model “{requested}”. Choose another one.")
+        raise MessageRefused(
+            gettext("You may not use the model “%(model)s”. Choose another one.")
+            % {"model": requested}
+        )
     return requested
 
 
 def model_access_check(user: AbstractBaseUser, conversation: Conversation) -> None:
     if not access.model_allowed(user, conversation.model):
         raise MessageRefused(
-            f"You no longer have access to the model “{conversation.model}” of this "
-            "conversation. Start a new conversation."
+            gettext(
+                "You no longer have access to the model “%(model)s” of this conversation. "
+                "Start a new conversation."
+            )
+            % {"model": conversation.model}
         )
 
 
@@ -265,8 +280,11 @@ def _active_replies_check(*, owner_id: int) -> None:
     limit = settings.WEBCHAT_MAX_ACTIVE_REPLIES_PER_USER
     if active >= limit:
         raise MessageRefused(
-            f"You have {active} replies being written already, the most allowed at once. "
-            "Wait for one to finish, then try again."
+            gettext(
+                "You have %(count)s replies being written already, the most allowed at once. "
+                "Wait for one to finish, then try again."
+            )
+            % {"count": active}
         )
 
 
@@ -277,7 +295,7 @@ def reply_regenerate(*, reply: Message) -> Message:
     from then on, forwarded to the model in its place.
     """
     if reply.role != Message.Role.ASSISTANT or reply.is_active:
-        raise MessageRefused("Only a finished reply can be generated again.")
+        raise MessageRefused(gettext("Only a finished reply can be generated again."))
     conversation = reply.conversation
     with _one_active_reply(conversation), transaction.atomic():
         _reply_restart_check(reply)
@@ -289,7 +307,7 @@ def reply_continue(*, reply: Message) -> Message:
     """Generate more of ``reply`` into the same message, after the text it already has."""
     if not reply.can_be_continued:
         raise MessageRefused(
-            "Only a reply that was stopped, interrupted or cut short can be continued."
+            gettext("Only a reply that was stopped, interrupted or cut short can be continued.")
         )
     conversation = reply.conversation
     changes = {
@@ -305,7 +323,7 @@ def reply_continue(*, reply: Message) -> Message:
         _reply_restart_check(reply)
         claimed = Message.objects.filter(pk=reply.pk, status=reply.status).update(**changes)
         if not claimed:
-            raise MessageRefused("This reply changed in the meantime. Reload the page.")
+            raise MessageRefused(gettext("This reply changed in the meantime. Reload the page."))
         _conversation_touch(conversation)
     for name, value in changes.items():
         setattr(reply, name, value)
@@ -319,7 +337,7 @@ def _reply_restart_check(reply: Message) -> None:
     model_access_check(conversation.owner, conversation)
     _nothing_active_check(conversation)
     if _branch_end_id(conversation) != reply.pk:
-        raise MessageRefused("Only the latest reply can be generated again or continued.")
+        raise MessageRefused(gettext("Only the latest reply can be generated again or continued."))
     _active_replies_check(owner_id=conversation.owner_id)
 
 
@@ -336,7 +354,7 @@ def message_edit(*, message: Message, text: str) -> tuple[Message, Message]:
     stay in the tree. Images of the original go with the new version.
     """
     if message.role != Message.Role.USER:
-        raise MessageRefused("Only your own messages can be edited.")
+        raise MessageRefused(gettext("Only your own messages can be edited."))
     originals = list(message.attachments.all())
     text = message_text_clean(text, with_images=bool(originals))
     conversation = message.conversation

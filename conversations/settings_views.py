@@ -4,6 +4,7 @@ from asgiref.sync import sync_to_async
 from django import forms
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from conversations import conversation_settings
@@ -55,7 +56,7 @@ async def conversation_settings_edit(request: HttpRequest, conversation_id: int)
     if not request.htmx:
         return redirect(conversation)
     form = await sync_to_async(conversation_settings.settings_form)(conversation)
-    return _settings_panel(request, conversation, form, note="Settings saved.", saved=True)
+    return _settings_panel(request, conversation, form, note=gettext("Settings saved."), saved=True)
 
 
 @require_POST
@@ -76,7 +77,7 @@ async def settings_preset_create(request: HttpRequest, conversation_id: int) -> 
         return _settings_panel(request, conversation, form, preset_form=refused.form, status=422)
     if not request.htmx:
         return redirect("conversations:settings", conversation.pk)
-    note = f"Saved the system prompt as the preset “{preset.name}”."
+    note = gettext("Saved the system prompt as the preset “%(name)s”.") % {"name": preset.name}
     return _settings_panel(request, conversation, form, note=note)
 
 

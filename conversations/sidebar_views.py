@@ -102,10 +102,7 @@ async def conversation_delete(request: HttpRequest, conversation_id: int) -> Htt
     conversation = await _get_conversation_for_user(request, conversation_id)
     index = reverse("conversations:index")
     return_to = _return_url(request, index)
-    # Deleted from its own page: that page is gone, go to a new chat.
-    leaving = urlsplit(return_to).path == conversation.get_absolute_url()
-    if leaving:
-        return_to = index
+    own_page = conversation.get_absolute_url()
     context = {"conversation": conversation, "return_to": return_to}
     if request.method == "GET":
         return _form(request, "delete", context)
@@ -113,10 +110,11 @@ async def conversation_delete(request: HttpRequest, conversation_id: int) -> Htt
         await sync_to_async(organizing.conversation_delete)(conversation=conversation)
     except organizing.ChangeRefused as refusal:
         return _form(request, "delete", context, error=str(refusal), status=422)
-    if request.htmx and not leaving:
-        return await _conversation_list(request, return_to)
+    if urlsplit(return_to).path == own_page:
+        # Deleted from its own page, which is gone: on to a new chat.
+        return HttpResponseClientRedirect(index) if request.htmx else redirect(index)
     if request.htmx:
-        return HttpResponseClientRedirect(return_to)
+        return await _conversation_list(request, return_to)
     return redirect(return_to)
 
 

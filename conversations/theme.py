@@ -10,11 +10,16 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_POST
 
 COOKIE = "theme"
 SYSTEM = "system"
-CHOICES = {SYSTEM: "System", "light": "Light", "dark": "Dark"}
+CHOICES = {
+    SYSTEM: gettext_lazy("System"),
+    "light": gettext_lazy("Light"),
+    "dark": gettext_lazy("Dark"),
+}
 COOKIE_MAX_AGE = 365 * 24 * 60 * 60
 
 
@@ -42,7 +47,7 @@ def theme_context(request: HttpRequest) -> dict:
 def theme_set(request: HttpRequest) -> HttpResponse:
     theme = request.POST.get("theme", "")
     if theme not in CHOICES:
-        return HttpResponseBadRequest("Choose a theme: system, light or dark.")
+        return HttpResponseBadRequest(gettext("Choose a theme: system, light or dark."))
     return_url = _return_url(request, request.POST.get("next", ""))
     if request.htmx:
         context = {"theme": theme, "theme_next": return_url}

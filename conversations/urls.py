@@ -1,12 +1,13 @@
 from django.urls import path
 
-from conversations import export_views, settings_views, sidebar_views, theme, views
+from conversations import export_views, languages, settings_views, sidebar_views, theme, views
 
 app_name = "conversations"
 
 urlpatterns = [
     path("", views.index, name="index"),
     path("theme/", theme.theme_set, name="theme"),
+    path("language/", languages.language_set, name="language"),
     path("c/new/", views.conversation_create, name="create"),
     path("c/<int:conversation_id>/", views.conversation_detail, name="detail"),
     path("c/<int:conversation_id>/messages/", views.message_create, name="message-create"),

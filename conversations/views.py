@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_cache_control
 from django.utils.http import content_disposition_header
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
@@ -204,7 +205,7 @@ async def older_messages(request: HttpRequest, conversation_id: int) -> HttpResp
     try:
         before = int(request.GET["before"]) if "before" in request.GET else None
     except ValueError:
-        return HttpResponseBadRequest("“before” must be the number of a message.")
+        return HttpResponseBadRequest(gettext("“before” must be the number of a message."))
     page = await sync_to_async(tree.branch_page)(conversation, size=PAGE_SIZE, before=before)
     context = {"conversation": conversation, "page": page}
     if request.htmx:

@@ -46,6 +46,7 @@ ROUTES = {
     "conversations:index": Route(("GET",), MEMBERS),
     # A cookie on the browser, not the account; it sets nothing on the server.
     "conversations:theme": Route(("POST",), PUBLIC),
+    "conversations:language": Route(("POST",), PUBLIC),
     "conversations:create": Route(("POST",), MEMBERS),
     "conversations:detail": Route(("GET",), OWNER),
     "conversations:message-create": Route(("POST",), OWNER),

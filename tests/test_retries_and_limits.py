@@ -125,7 +125,7 @@ async def test_requests_beyond_the_process_cap_wait_for_a_slot_and_say_so(
     replies = [await finished(await latest_reply(c)) for c in (first, second)]
 
     assert [reply.status for reply in replies] == ["complete", "complete"]
-    assert any(failures.WAITING_FOR_SLOT in frame for frame in frames)
+    assert any(str(failures.WAITING_FOR_SLOT) in frame for frame in frames)
     earlier, later = fake_upstream.requests
     assert later.received_at - earlier.received_at >= 0.3
 

@@ -31,6 +31,10 @@ def test_the_migration_creates_the_role_groups_with_their_permissions(db):
         "view_conversation",
         "view_message",
         "view_attachment",
+        "view_flag",
+        "add_flag",
+        "change_flag",
+        "view_reviewaccess",
     }
     admin_permissions = set(
         Group.objects.get(name=roles.ADMIN).permissions.values_list("codename", flat=True)

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth.views import LoginView
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import ngettext
 
 
 def client_address(request: HttpRequest) -> str:
@@ -60,10 +61,11 @@ def clear_failures(username: str, address: str) -> None:
 
 def lockout_message() -> str:
     minutes = math.ceil(settings.WEBCHAT_LOGIN_LOCKOUT_SECONDS / 60)
-    return (
-        "Too many failed sign-in attempts. "
-        f"Please wait {minutes} minute{'s' if minutes != 1 else ''} and try again."
-    )
+    return ngettext(
+        "Too many failed sign-in attempts. Please wait %(minutes)s minute and try again.",
+        "Too many failed sign-in attempts. Please wait %(minutes)s minutes and try again.",
+        minutes,
+    ) % {"minutes": minutes}
 
 
 class ThrottledLoginView(LoginView):

@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
+from django.middleware.locale import LocaleMiddleware
 from django.middleware.security import SecurityMiddleware
 from whitenoise.middleware import WhiteNoiseMiddleware
 
@@ -41,6 +42,13 @@ class AsyncSecurityMiddleware(InlineHooksMixin, SecurityMiddleware):
 
 
 class AsyncCommonMiddleware(InlineHooksMixin, CommonMiddleware):
+    pass
+
+
+class AsyncLocaleMiddleware(InlineHooksMixin, LocaleMiddleware):
+    # The language is activated in the request's context, which the view, and a reply's
+    # generation task started by it, inherit. Without language-prefixed URLs, neither hook
+    # resolves a path.
     pass
 
 

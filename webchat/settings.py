@@ -94,6 +94,7 @@ MIDDLEWARE = [
     "webchat.middleware.ContentSecurityPolicyMiddleware",
     "webchat.middleware.AsyncWhiteNoiseMiddleware",
     "webchat.middleware.AsyncSessionMiddleware",
+    "webchat.middleware.AsyncLocaleMiddleware",
     "webchat.middleware.AsyncCommonMiddleware",
     "webchat.middleware.AsyncCsrfViewMiddleware",
     "webchat.middleware.AsyncAuthenticationMiddleware",
@@ -114,6 +115,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "conversations.context_processors.webchat",
@@ -152,7 +154,11 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # Channels' in-memory layer, sweeping expired entries once a second rather than on
+    # every send and receive (webchat/channel_layers.py).
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "webchat.channel_layers.SweepingInMemoryChannelLayer"}
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -165,7 +171,14 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "conversations:index"
 LOGOUT_REDIRECT_URL = "login"
 
-LANGUAGE_CODE = "en-us"
+# The interface speaks the browser's language (Accept-Language) unless the user picks one,
+# kept in the django_language cookie (README, "Languages").
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("ko", "한국어")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 60 * 60
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -285,6 +298,7 @@ if WEBCHAT_BEHIND_TLS_PROXY:
     SECURE_SSL_REDIRECT = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    LANGUAGE_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("WEBCHAT_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("WEBCHAT_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("WEBCHAT_HSTS_PRELOAD", False)

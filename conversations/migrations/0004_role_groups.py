@@ -1,16 +1,6 @@
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
 from conversations import roles
-
-
-def role_groups_create(apps, schema_editor):
-    # Permissions are normally created after all migrations; the groups need them now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, verbosity=0)
-        app_config.models_module = None
-    roles.role_groups_create(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
 
 
 def role_groups_delete(apps, schema_editor):
@@ -26,4 +16,4 @@ class Migration(migrations.Migration):
         ("sessions", "0001_initial"),
     ]
 
-    operations = [migrations.RunPython(role_groups_create, role_groups_delete)]
+    operations = [migrations.RunPython(roles.role_groups_migrate, role_groups_delete)]

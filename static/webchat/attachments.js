@@ -7,6 +7,9 @@
   "use strict";
 
   let attached = []; // {file, url}: url is an object URL for the thumbnail
+  // The words shown here, in the page's language (the server renders them: base.html).
+  const words = JSON.parse(document.getElementById("script-words")?.textContent || "{}");
+  const t = (english) => words[english] || english;
 
   const form = () => document.getElementById("composer");
   const fileInput = () => document.getElementById("composer-images");
@@ -44,7 +47,7 @@
     const remove = document.createElement("button");
     remove.type = "button";
     remove.className = "composer-attachment-remove";
-    remove.setAttribute("aria-label", `Remove ${item.file.name}`);
+    remove.setAttribute("aria-label", t("Remove %(name)s").replace("%(name)s", item.file.name));
     remove.textContent = "×";
     remove.addEventListener("click", () => {
       URL.revokeObjectURL(item.url);

@@ -6,6 +6,9 @@
 
   const ACTIVE = new Set(["pending", "streaming"]);
   const COPIED_FOR_MS = 2000;
+  // The words shown here, in the page's language (the server renders them: base.html).
+  const words = JSON.parse(document.getElementById("script-words")?.textContent || "{}");
+  const t = (english) => words[english] || english;
 
   // --- Announcements -------------------------------------------------------------------
 
@@ -40,10 +43,10 @@
   const replyStatus = new Map(); // article id -> the status last seen
 
   function ending(article, status) {
-    if (status === "complete") return `Reply finished. ${messageText(article)}`;
-    if (status === "stopped") return "Reply stopped.";
-    if (status === "interrupted") return "Reply interrupted.";
-    return "Reply failed."; // the bubble's own alert says why
+    if (status === "complete") return `${t("Reply finished.")} ${messageText(article)}`;
+    if (status === "stopped") return t("Reply stopped.");
+    if (status === "interrupted") return t("Reply interrupted.");
+    return t("Reply failed."); // the bubble's own alert says why
   }
 
   // Only changes are told: a reply that starts (also one found streaming when the page loads)
@@ -55,7 +58,7 @@
       const now = article.dataset.status;
       replyStatus.set(article.id, now);
       if (before === now) continue;
-      if (ACTIVE.has(now) && !ACTIVE.has(before)) announce("Reply started.");
+      if (ACTIVE.has(now) && !ACTIVE.has(before)) announce(t("Reply started."));
       else if (ACTIVE.has(before) && !ACTIVE.has(now)) announce(ending(article, now));
     }
   }
@@ -89,13 +92,13 @@
     button.className = `copy-button copy-${kind}`;
     button.dataset.copy = kind;
     button.setAttribute("aria-label", label);
-    button.textContent = "Copy";
+    button.textContent = t("Copy");
     return button;
   }
 
   function addCodeButtons(root) {
     for (const bar of root.querySelectorAll(".codeblock-bar")) {
-      if (!bar.querySelector(".copy-button")) bar.append(copyButton("code", "Copy code"));
+      if (!bar.querySelector(".copy-button")) bar.append(copyButton("code", t("Copy code")));
     }
   }
 
@@ -113,7 +116,7 @@
       place.className = "message-copy";
       bubble.append(place);
     }
-    place.append(copyButton("message", "Copy message"));
+    place.append(copyButton("message", t("Copy message")));
   }
 
   const resetTimers = new WeakMap();
@@ -126,7 +129,7 @@
     resetTimers.set(
       button,
       window.setTimeout(() => {
-        button.textContent = "Copy";
+        button.textContent = t("Copy");
         button.classList.remove("is-copied");
       }, COPIED_FOR_MS),
     );
@@ -140,8 +143,8 @@
         ? button.closest(".codeblock").querySelector("pre").textContent.replace(/\n$/, "")
         : messageText(button.closest("article"));
     writeClipboard(text).then(
-      () => showCopied(button, "Copied", "Copied to the clipboard."),
-      () => showCopied(button, "Not copied", "The browser did not allow copying."),
+      () => showCopied(button, t("Copied"), t("Copied to the clipboard.")),
+      () => showCopied(button, t("Not copied"), t("The browser did not allow copying.")),
     );
   });
 
