@@ -30,15 +30,21 @@ async def _first_text(communicator, reply: Message) -> list[str]:
     return frames
 
 
-async def test_stop_closes_the_upstream_connection_and_keeps_the_partial_text(
-    async_owner_client, conversation, owner, fake_upstream
-):
+async def _streaming(client, conversation, owner, fake_upstream):
+    """A socket following a long reply that has begun to stream, and the reply."""
     fake_upstream.reset(token_count=400, token_interval=0.02)
     communicator = communicator_for(conversation.pk, owner)
     await communicator.connect()
-    await send_message(async_owner_client, conversation)
+    await send_message(client, conversation)
     reply = await latest_reply(conversation)
     await _first_text(communicator, reply)
+    return communicator, reply
+
+
+async def test_stop_closes_the_upstream_connection_and_keeps_the_partial_text(
+    async_owner_client, conversation, owner, fake_upstream
+):
+    communicator, reply = await _streaming(async_owner_client, conversation, owner, fake_upstream)
 
     response = await async_owner_client.post(_stop_url(conversation), headers=HTMX)
     frames = await frames_until_final(communicator, reply)
@@ -96,12 +102,7 @@ async def test_stop_pressed_in_another_tab_stops_the_reply_in_every_tab(
 async def test_a_stopped_reply_can_be_continued_or_regenerated(
     async_owner_client, conversation, owner, fake_upstream
 ):
-    fake_upstream.reset(token_count=400, token_interval=0.02)
-    communicator = communicator_for(conversation.pk, owner)
-    await communicator.connect()
-    await send_message(async_owner_client, conversation)
-    reply = await latest_reply(conversation)
-    await _first_text(communicator, reply)
+    communicator, reply = await _streaming(async_owner_client, conversation, owner, fake_upstream)
     await async_owner_client.post(_stop_url(conversation))
     await communicator.disconnect()
     reply = await finished(reply)
