@@ -24,14 +24,6 @@ from conversations.models import Attachment, Conversation, Message
 logger = logging.getLogger(__name__)
 
 SETTINGS = ("system_prompt", "temperature", "top_p", "top_k", "max_tokens", "reasoning_effort")
-USAGE = (
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cached_tokens",
-    "reasoning_tokens",
-    "image_tokens",
-)
 # What a message's status says in a Markdown export; a complete one says nothing.
 STATUS_NOTES = {
     Message.Status.ERROR: gettext_lazy("Failed"),
@@ -108,7 +100,7 @@ def _message_json(message: Message, data_urls: dict[int, str | None] | None) -> 
         "finish_reason": message.finish_reason,
         "error": message.error,
         "error_code": message.error_code,
-        "usage": {name: getattr(message, name) for name in USAGE},
+        "usage": {name: getattr(message, name) for name in Message.USAGE_FIELDS},
         "time_to_first_token_ms": message.time_to_first_token_ms,
         "created_at": _iso(message.created_at),
         "completed_at": _iso(message.completed_at),

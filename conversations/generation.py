@@ -483,12 +483,7 @@ class ReplyGeneration:
             "finish_reason",
             "error",
             "error_code",
-            "prompt_tokens",
-            "completion_tokens",
-            "total_tokens",
-            "cached_tokens",
-            "reasoning_tokens",
-            "image_tokens",
+            *Message.USAGE_FIELDS,
             "time_to_first_token_ms",
             "completed_at",
         ]

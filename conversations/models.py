@@ -74,6 +74,14 @@ class Message(models.Model):
         STOPPED = "stopped", "Stopped"
 
     ACTIVE_STATUSES = (Status.PENDING, Status.STREAMING)
+    USAGE_FIELDS = (
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "cached_tokens",
+        "reasoning_tokens",
+        "image_tokens",
+    )
 
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
