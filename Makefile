@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export DJANGO_SETTINGS_MODULE := webchat.settings
 
-.PHONY: run test audit lint format clean
+.PHONY: run test bench messages audit lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(BIN)/python:
 
 $(VENV)/.installed-run: $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[production]"
+	touch $@
+
+$(VENV)/.installed-bench: $(VENV)/.installed-run
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[production,bench]"
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed-run
@@ -40,6 +44,18 @@ test: $(VENV)/.installed-test
 	$(BIN)/pytest -n auto -q -m "not browser"
 	# One browser and one server at a time: on a small machine they race otherwise.
 	$(BIN)/pytest -q -m browser
+
+# What Webchat adds to the model's latency and what it costs to run (benchmarks/RESULTS.md).
+# With DATABASE_URL (PostgreSQL) and REDIS_URL set, also two processes on them.
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+# Translations (README, "Languages"): gather every marked string into each language's
+# catalog under locale/, then compile the catalogs. Needs GNU gettext.
+NOT_TRANSLATED := --ignore=tests --ignore=benchmarks --ignore=docs --ignore=deploy --ignore=var
+messages: $(VENV)/.installed-run
+	DEBUG=1 $(BIN)/python manage.py makemessages --all --no-obsolete --add-location=file $(NOT_TRANSLATED)
+	DEBUG=1 $(BIN)/python manage.py compilemessages --ignore=.venv $(NOT_TRANSLATED)
 
 # Known vulnerabilities in the pinned dependencies (needs PyPI's JSON API or OSV).
 audit: $(VENV)/.installed-test

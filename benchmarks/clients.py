@@ -116,7 +116,7 @@ class Tab:
         if self.reader is not None:
             await self.reader
 
-    async def send(self, prompt: str, *, timeout: float) -> Reply:
+    async def send(self, prompt: str, *, within: float) -> Reply:
         """Post ``prompt`` as the composer does; return when its reply is finished."""
         self.backlog.clear()
         reply = Reply(prompt, started_at=time.monotonic())
@@ -148,9 +148,9 @@ class Tab:
         if self.closed_reason:
             watch.lost(self.closed_reason)
         try:
-            await asyncio.wait_for(watch.done.wait(), timeout)
+            await asyncio.wait_for(watch.done.wait(), within)
         except TimeoutError:
-            reply.error = f"no final frame within {timeout:.0f} s"
+            reply.error = f"no final frame within {within:.0f} s"
         finally:
             self.watch = None
         if not reply.error and reply.status != "complete":
@@ -216,7 +216,7 @@ def upstream_client() -> httpx.AsyncClient:
 
 
 async def direct_reply(
-    http: httpx.AsyncClient, base_url: str, *, model: str, prompt: str, timeout: float
+    http: httpx.AsyncClient, base_url: str, *, model: str, prompt: str, within: float
 ) -> Reply:
     """The same reply straight from the upstream, read as Webchat reads it (httpx-sse)."""
     reply = Reply(prompt, started_at=time.monotonic())
@@ -228,7 +228,7 @@ async def direct_reply(
     }
     try:
         async with (
-            asyncio.timeout(timeout),
+            asyncio.timeout(within),
             aconnect_sse(http, "POST", f"{base_url}/chat/completions", json=body) as source,
         ):
             source.response.raise_for_status()

@@ -159,7 +159,7 @@ async def through_webchat(
         async with _watching(stage, stage.pids) as (meter, lags), _profiling(stage, label):
             replies = await _at_offsets(
                 arrival_offsets(count, spread),
-                lambda index: tabs[index].send(prompts[index], timeout=stage.reply_timeout),
+                lambda index: tabs[index].send(prompts[index], within=stage.reply_timeout),
             )
     finally:
         await close_tabs(tabs)
@@ -190,7 +190,7 @@ async def direct(stage: Stage, count: int, *, spread: float, model: str, label: 
                 stage.upstream.base_url,
                 model=model,
                 prompt=prompts[index],
-                timeout=stage.reply_timeout,
+                within=stage.reply_timeout,
             ),
         )
     return LoadRun(

@@ -85,3 +85,29 @@ def _os_name() -> str:
         if line.startswith("PRETTY_NAME="):
             return line.split("=", 1)[1].strip('"')
     return platform.system()
+
+
+class OtherLoad:
+    """How busy other programs kept the machine meanwhile (cores, on average): the whole
+    machine's CPU time less this program's and its children's, once they are reaped."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.busy, self.own = _machine_busy_seconds(), _own_seconds()
+        self.load_before = os.getloadavg()[0]
+
+    def cores(self) -> float:
+        busy = _machine_busy_seconds() - self.busy
+        own = _own_seconds() - self.own
+        return max(0.0, busy - own) / (time.monotonic() - self.started)
+
+
+def _machine_busy_seconds() -> float:
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+
+
+def _own_seconds() -> float:
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system

@@ -6,6 +6,7 @@ made in bulk, so that preparing hundreds of them takes a second.
 """
 
 import argparse
+import itertools
 import json
 import os
 
@@ -25,6 +26,7 @@ def median(values: list[float]) -> float:
 
 That is all: `median` works on any list of numbers, see [the docs](https://example.com/docs).
 """
+READER_CONVERSATIONS = 20
 USER_QUESTION = "How do I compute a median in Python, and what should I check first?"
 
 
@@ -71,10 +73,17 @@ def seed(args: argparse.Namespace) -> dict:
                 )
                 for user in users
             }
-        long_id = _conversation_with_history(users[0], args.model[0], args.long_messages)
-        short_id = _conversation_with_history(users[0], args.model[0], 2)
+        # Someone with a few conversations in the sidebar opens one, and then a long one.
+        reader = user_model.objects.create(username="reader", password=password_hash)
+        Conversation.objects.bulk_create(
+            Conversation(owner=reader, title=f"Earlier question {number}", model=args.model[0])
+            for number in range(READER_CONVERSATIONS - 2)
+        )
+        long_id = _conversation_with_history(reader, args.model[0], args.long_messages)
+        short_id = _conversation_with_history(reader, args.model[0], 2)
     return {
         "users": [user.username for user in users],
+        "reader": reader.username,
         "conversations": conversations,
         "long_conversation": long_id,
         "short_conversation": short_id,
@@ -108,7 +117,7 @@ def _conversation_with_history(owner, model: str, messages: int) -> int:
         for index in range(messages)
     )
     # Each message follows the one before it: one branch, as a plain back-and-forth makes.
-    for parent, child in zip(created, created[1:], strict=False):
+    for parent, child in itertools.pairwise(created):
         child.parent_id = parent.pk
     Message.objects.bulk_update(created[1:], ["parent"], batch_size=500)
     Conversation.objects.filter(pk=conversation.pk).update(current_leaf=created[-1])

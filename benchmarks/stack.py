@@ -108,7 +108,9 @@ class FakeUpstreamProcess:
             log.seek(self._read_offset)
             while (line := log.readline()).endswith(b"\n"):
                 entry = json.loads(line)
-                self._entries[entry["prompt"]] = entry
+                # Other requests may quote the same prompt (a title for the conversation).
+                if entry["stream"]:
+                    self._entries[entry["prompt"]] = entry
             # A line still being written is read again next time.
             self._read_offset = log.tell() - len(line)
 
@@ -165,8 +167,6 @@ class Webchat:
         """Make the database, migrate it, collect static files and seed the run's data."""
         if self.setup.postgres:
             _psql(self.setup.postgres, f'CREATE DATABASE "{self.database}"')
-        if self.setup.redis:
-            _flush_redis(self.setup.redis)
         self.manage("migrate", "--noinput")
         self.manage("collectstatic", "--noinput", "--verbosity=0")
         seeded = _run(
@@ -229,7 +229,7 @@ class Webchat:
         if self.setup.postgres:
             _psql(self.setup.postgres, f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         if self.setup.redis:
-            _flush_redis(self.setup.redis)
+            _forget_redis_keys(self.setup.redis, self.env["WEBCHAT_CHANNEL_PREFIX"])
 
     def _log(self, port: int) -> Path:
         return self.workdir / f"daphne-{port}.log"
@@ -290,13 +290,14 @@ def _psql(server_url: str, statement: str) -> None:
         admin.execute(statement)
 
 
-def _flush_redis(url: str) -> None:
-    """Empty the run's own Redis database (its number is in the URL; never the tests')."""
+def _forget_redis_keys(url: str, prefix: str) -> None:
+    """Delete the run's own keys (its channels and cache), and nothing else."""
     import redis
 
     client = redis.Redis.from_url(url, socket_connect_timeout=5)
     try:
-        client.flushdb()
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)
     finally:
         client.close()
 

@@ -22,6 +22,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
 from django.utils.text import smart_split, unescape_string_literal
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from conversations import export, review, tree
 from conversations.models import (
@@ -42,8 +43,10 @@ from conversations.models import (
 def _conversation_label(conversation: Conversation) -> str:
     """The conversation's title while staff may read conversations; else only its number."""
     if review.staff_can_read():
-        return conversation.title or f"Untitled conversation {conversation.pk}"
-    return f"Conversation {conversation.pk}"
+        return conversation.title or gettext("Untitled conversation %(number)s") % {
+            "number": conversation.pk
+        }
+    return gettext("Conversation %(number)s") % {"number": conversation.pk}
 
 
 def _conversation_link(conversation_id: int | None, label: str) -> str:
@@ -57,7 +60,7 @@ class ExistsFilter(admin.SimpleListFilter):
     """Yes/no: whether a conversation has any of the rows ``related`` selects for it."""
 
     def lookups(self, request, model_admin):
-        return [("yes", "Yes"), ("no", "No")]
+        return [("yes", gettext("Yes")), ("no", gettext("No"))]
 
     def related(self, conversation: OuterRef) -> QuerySet:
         raise NotImplementedError
@@ -70,7 +73,7 @@ class ExistsFilter(admin.SimpleListFilter):
 
 
 class FlaggedFilter(ExistsFilter):
-    title = "open flags"
+    title = gettext_lazy("open flags")
     parameter_name = "flagged"
 
     def related(self, conversation):
@@ -78,7 +81,7 @@ class FlaggedFilter(ExistsFilter):
 
 
 class HasImagesFilter(ExistsFilter):
-    title = "has images"
+    title = gettext_lazy("has images")
     parameter_name = "images"
 
     def related(self, conversation):
@@ -86,7 +89,7 @@ class HasImagesFilter(ExistsFilter):
 
 
 class HasErrorsFilter(ExistsFilter):
-    title = "has failed replies"
+    title = gettext_lazy("has failed replies")
     parameter_name = "errors"
 
     def related(self, conversation):
@@ -96,30 +99,33 @@ class HasErrorsFilter(ExistsFilter):
 class LastActivityFilter(admin.DateFieldListFilter):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.title = "last activity"
+        self.title = gettext("last activity")
 
 
 USAGE_MAX_DAYS = 366
 USAGE_DEFAULT_DAYS = 30
 USAGE_CSV_COLUMNS = (
-    ("day", "Day"),
-    ("username", "User"),
-    ("messages", "Messages"),
-    ("replies", "Replies"),
-    ("tokens_in", "Tokens in"),
-    ("tokens_out", "Tokens out"),
-    ("reasoning_tokens", "Reasoning tokens"),
-    ("errors", "Failed replies"),
+    ("day", gettext_lazy("Day")),
+    ("username", gettext_lazy("User")),
+    ("messages", gettext_lazy("Messages")),
+    ("replies", gettext_lazy("Replies")),
+    ("tokens_in", gettext_lazy("Tokens in")),
+    ("tokens_out", gettext_lazy("Tokens out")),
+    ("reasoning_tokens", gettext_lazy("Reasoning tokens")),
+    ("errors", gettext_lazy("Failed replies")),
 )
 
 
 class UsageReportForm(forms.Form):
-    start = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.DateField(
+        label=gettext_lazy("From"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    end = forms.DateField(label=gettext_lazy("To"), widget=forms.DateInput(attrs={"type": "date"}))
     user = forms.ModelChoiceField(
         queryset=get_user_model().objects.order_by("username"),
         required=False,
-        empty_label="Everyone",
+        label=gettext_lazy("User"),
+        empty_label=gettext_lazy("Everyone"),
     )
 
     def clean(self):
@@ -127,9 +133,11 @@ class UsageReportForm(forms.Form):
         start, end = cleaned.get("start"), cleaned.get("end")
         if start and end:
             if start > end:
-                raise forms.ValidationError("The first day must not come after the last.")
+                raise forms.ValidationError(gettext("The first day must not come after the last."))
             if (end - start).days >= USAGE_MAX_DAYS:
-                raise forms.ValidationError(f"Choose at most {USAGE_MAX_DAYS} days.")
+                raise forms.ValidationError(
+                    gettext("Choose at most %(days)s days.") % {"days": USAGE_MAX_DAYS}
+                )
         return cleaned
 
 
@@ -234,27 +242,27 @@ class ConversationAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="title", ordering="title")
+    @admin.display(description=gettext_lazy("title"), ordering="title")
     def title_shown(self, conversation: Conversation) -> str:
         return _conversation_label(conversation)
 
-    @admin.display(description="messages", ordering="message_count")
+    @admin.display(description=gettext_lazy("messages"), ordering="message_count")
     def message_count(self, conversation: Conversation) -> int:
         return conversation.message_count
 
-    @admin.display(description="tokens used", ordering="tokens_used")
+    @admin.display(description=gettext_lazy("tokens used"), ordering="tokens_used")
     def tokens_used(self, conversation: Conversation) -> int:
         return conversation.tokens_used
 
-    @admin.display(description="started", ordering="created_at")
+    @admin.display(description=gettext_lazy("started"), ordering="created_at")
     def started(self, conversation: Conversation) -> str:
         return date_format(timezone.localtime(conversation.created_at), "SHORT_DATETIME_FORMAT")
 
-    @admin.display(description="last activity", ordering="updated_at")
+    @admin.display(description=gettext_lazy("last activity"), ordering="updated_at")
     def last_activity(self, conversation: Conversation) -> str:
         return date_format(timezone.localtime(conversation.updated_at), "SHORT_DATETIME_FORMAT")
 
-    @admin.display(description="open flags", ordering="open_flag_count")
+    @admin.display(description=gettext_lazy("open flags"), ordering="open_flag_count")
     def open_flags(self, conversation: Conversation) -> str:
         return f"⚑ {conversation.open_flag_count}" if conversation.open_flag_count else ""
 
@@ -270,7 +278,11 @@ class ConversationAdmin(admin.ModelAdmin):
         # The conversations only: listing each of their messages helps nobody decide.
         _listed, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         listed = [
-            format_html("{} (of {})", _conversation_label(obj), obj.owner.get_username())
+            format_html(
+                gettext("{conversation} (of {owner})"),
+                conversation=_conversation_label(obj),
+                owner=obj.owner.get_username(),
+            )
             for obj in objs
         ]
         return listed, counts, perms_needed, protected
@@ -329,11 +341,11 @@ class ConversationAdmin(admin.ModelAdmin):
             "settings_shown": [
                 (label, value)
                 for label, value in (
-                    ("Temperature", conversation.temperature),
-                    ("Top P", conversation.top_p),
-                    ("Top K", conversation.top_k),
-                    ("Max tokens", conversation.max_tokens),
-                    ("Reasoning effort", conversation.get_reasoning_effort_display()),
+                    (gettext("Temperature"), conversation.temperature),
+                    (gettext("Top P"), conversation.top_p),
+                    (gettext("Top K"), conversation.top_k),
+                    (gettext("Max tokens"), conversation.max_tokens),
+                    (gettext("Reasoning effort"), conversation.get_reasoning_effort_display()),
                 )
                 if value not in (None, "")
             ],
@@ -360,19 +372,22 @@ class ConversationAdmin(admin.ModelAdmin):
             )
         except ValueError:
             self.message_user(
-                request, "That message is not part of this conversation.", messages.ERROR
+                request, gettext("That message is not part of this conversation."), messages.ERROR
             )
         except review.FlagRefused as refusal:
             self.message_user(request, str(refusal), messages.ERROR)
         else:
-            what = "The message" if message_id else "The conversation"
-            self.message_user(request, f"{what} is flagged.", messages.SUCCESS)
+            if message_id:
+                flagged = gettext("The message is flagged.")
+            else:
+                flagged = gettext("The conversation is flagged.")
+            self.message_user(request, flagged, messages.SUCCESS)
             if message_id:
                 page += f"#message-{message_id}"
         return redirect(page)
 
     @admin.action(
-        description="Export the selected conversations as JSON (with images)",
+        description=gettext_lazy("Export the selected conversations as JSON (with images)"),
         permissions=["view"],
     )
     def export_json(self, request, queryset):
@@ -410,7 +425,7 @@ class ConversationAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": "Usage per user and day",
+            "title": gettext("Usage per user and day"),
             "subtitle": None,
             "form": form,
         }
@@ -445,11 +460,11 @@ class ConversationAdmin(admin.ModelAdmin):
 class FlagStateFilter(admin.SimpleListFilter):
     """Open flags unless asked otherwise: the list is the reviewers' to-do list."""
 
-    title = "state"
+    title = gettext_lazy("state")
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return [("cleared", "Cleared"), ("all", "All")]
+        return [("cleared", gettext("Cleared")), ("all", gettext("All"))]
 
     def queryset(self, request, queryset):
         if self.value() == "all":
@@ -460,7 +475,7 @@ class FlagStateFilter(admin.SimpleListFilter):
         yield {
             "selected": self.value() is None,
             "query_string": changelist.get_query_string(remove=[self.parameter_name]),
-            "display": "Open",
+            "display": gettext("Open"),
         }
         for lookup, title in self.lookup_choices:
             yield {
@@ -506,33 +521,46 @@ class FlagAdmin(admin.ModelAdmin):
     def has_clear_permission(self, request) -> bool:
         return request.user.has_perm("conversations.change_flag")
 
-    @admin.display(description="conversation", ordering="conversation")
+    @admin.display(description=gettext_lazy("conversation"), ordering="conversation")
     def conversation_shown(self, flag: Flag) -> str:
-        owner = flag.conversation.owner.get_username()
-        label = f"{_conversation_label(flag.conversation)} (of {owner})"
+        label = gettext("%(conversation)s (of %(owner)s)") % {
+            "conversation": _conversation_label(flag.conversation),
+            "owner": flag.conversation.owner.get_username(),
+        }
         return _conversation_link(flag.conversation_id, label)
 
-    @admin.display(description="message")
+    @admin.display(description=gettext_lazy("message"))
     def message_shown(self, flag: Flag) -> str:
         if flag.message_id is None:
-            return "the whole conversation"
+            return gettext("the whole conversation")
         url = reverse("admin:conversations_conversation_change", args=[flag.conversation_id])
         return format_html(
-            '<a href="{}#message-{}">message {}</a>', url, flag.message_id, flag.message_id
+            '<a href="{}#message-{}">{}</a>',
+            url,
+            flag.message_id,
+            gettext("message %(number)s") % {"number": flag.message_id},
         )
 
-    @admin.display(description="state")
+    @admin.display(description=gettext_lazy("state"))
     def state(self, flag: Flag) -> str:
         if flag.is_open:
-            return "open"
-        who = flag.cleared_by.get_username() if flag.cleared_by else "someone since deleted"
+            return gettext("open")
+        if flag.cleared_by:
+            who = flag.cleared_by.get_username()
+        else:
+            who = gettext("someone since deleted")
         when = date_format(timezone.localtime(flag.cleared_at), "DATETIME_FORMAT")
-        return f"cleared by {who}, {when}"
+        return gettext("cleared by %(who)s, %(when)s") % {"who": who, "when": when}
 
-    @admin.action(description="Clear the selected flags", permissions=["clear"])
+    @admin.action(description=gettext_lazy("Clear the selected flags"), permissions=["clear"])
     def clear(self, request, queryset):
         count = review.flags_clear(flags=queryset, cleared_by=request.user)
-        self.message_user(request, f"{count} flags cleared.", messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("%(count)s flag cleared.", "%(count)s flags cleared.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -550,7 +578,7 @@ class FlagAdmin(admin.ModelAdmin):
         if flag is None:
             raise Http404("No such flag.")
         review.flags_clear(flags=Flag.objects.filter(pk=flag.pk), cleared_by=request.user)
-        self.message_user(request, "The flag is cleared.", messages.SUCCESS)
+        self.message_user(request, gettext("The flag is cleared."), messages.SUCCESS)
         back = request.POST.get("next", "")
         if not url_has_allowed_host_and_scheme(
             back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
@@ -579,11 +607,13 @@ class ReviewAccessAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="conversation", ordering="conversation_ref")
+    @admin.display(description=gettext_lazy("conversation"), ordering="conversation_ref")
     def conversation_shown(self, access: ReviewAccess) -> str:
-        label = f"Conversation {access.conversation_ref}"
         if access.conversation_id is None:
-            return f"{label} (deleted)"
+            return gettext("Conversation %(number)s (deleted)") % {
+                "number": access.conversation_ref
+            }
+        label = gettext("Conversation %(number)s") % {"number": access.conversation_ref}
         return _conversation_link(access.conversation_id, label)
 
 
@@ -606,13 +636,21 @@ class WebchatUserAdmin(UserAdmin):
     list_filter = ("is_active", "is_staff", "is_superuser", "groups")
     actions = ["approve", "deactivate"]
 
-    @admin.action(description="Approve (activate) the selected users", permissions=["change"])
+    @admin.action(
+        description=gettext_lazy("Approve (activate) the selected users"), permissions=["change"]
+    )
     def approve(self, request, queryset):
         count = queryset.filter(is_active=False).update(is_active=True)
-        self.message_user(request, f"{count} users approved.", messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("%(count)s user approved.", "%(count)s users approved.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )
 
     @admin.action(
-        description="Deactivate the selected users (ends their sessions)", permissions=["change"]
+        description=gettext_lazy("Deactivate the selected users (ends their sessions)"),
+        permissions=["change"],
     )
     def deactivate(self, request, queryset):
         # Saved one by one, so each save signals that their sessions and sockets must end.
@@ -620,7 +658,12 @@ class WebchatUserAdmin(UserAdmin):
         for user in users:
             user.is_active = False
             user.save(update_fields=["is_active"])
-        self.message_user(request, f"{len(users)} users deactivated.", messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("%(count)s user deactivated.", "%(count)s users deactivated.", len(users))
+            % {"count": len(users)},
+            messages.SUCCESS,
+        )
 
 
 @admin.register(ModelPrice)
@@ -665,10 +708,10 @@ class InvitationAdmin(admin.ModelAdmin):
     list_display = ("__str__", "group", "expires_at", "created_by", "used_by", "used_at")
     readonly_fields = ("link", "created_by", "used_by", "used_at")
 
-    @admin.display(description="Link to hand out")
+    @admin.display(description=gettext_lazy("Link to hand out"))
     def link(self, invitation: Invitation) -> str:
         if invitation.pk is None:
-            return "Shown once saved."
+            return gettext("Shown once saved.")
         # Relative, so it names whatever host the admin reached; copy it from the browser.
         url = invitation.get_absolute_url()
         return format_html('<a href="{}">{}</a>', url, url)

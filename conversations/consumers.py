@@ -8,9 +8,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 
 from conversations import frames, services
-from conversations.languages import language_of_scope
 from conversations.deactivation import user_group_name
 from conversations.generation import SYNC_REQUEST, control_group_name
+from conversations.languages import language_of_scope
 from conversations.models import Conversation, Message
 
 # Looked at again this long after a reply's heartbeat would have gone stale.

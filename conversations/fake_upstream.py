@@ -536,6 +536,7 @@ def _log_entry(record: RecordedRequest) -> dict:
     prompt = users[-1].get("content") if users else None
     return {
         "prompt": prompt if isinstance(prompt, str) else None,
+        "stream": bool(record.body.get("stream")),
         "first_token_at": record.first_token_at,
         "last_token_at": record.last_token_at,
         "tokens": record.tokens_sent,

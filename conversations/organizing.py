@@ -6,6 +6,7 @@ conversation's ``updated_at``: putting things in order is not activity.
 """
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from conversations import services
 from conversations.models import Conversation, Message
@@ -21,10 +22,11 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
     """Give the conversation a title of the user's; no title from the model replaces it."""
     title = " ".join(title.split())
     if not title:
-        raise ChangeRefused("Type a title for the conversation.")
+        raise ChangeRefused(gettext("Type a title for the conversation."))
     if len(title) > TITLE_MAX_CHARS:
         raise ChangeRefused(
-            f"This title is {len(title)} characters long; the limit is {TITLE_MAX_CHARS}."
+            gettext("This title is %(length)s characters long; the limit is %(limit)s.")
+            % {"length": len(title), "limit": TITLE_MAX_CHARS}
         )
     Conversation.objects.filter(pk=conversation.pk).update(
         title=title, title_source=Conversation.TitleSource.USER
@@ -48,7 +50,9 @@ def conversation_delete(*, conversation: Conversation) -> None:
         services.stale_replies_interrupt(conversation=conversation)
         if conversation.messages.filter(status__in=Message.ACTIVE_STATUSES).exists():
             raise ChangeRefused(
-                "A reply is still being written in this conversation. Stop it or wait for "
-                "it to finish, then delete the conversation."
+                gettext(
+                    "A reply is still being written in this conversation. Stop it or wait for "
+                    "it to finish, then delete the conversation."
+                )
             )
         conversation.delete()

@@ -13,6 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from conversations.models import Conversation, Flag, Message, ReviewAccess
 
@@ -56,14 +57,17 @@ def flag_create(
     """Flag ``conversation``, or one message of it, with a note saying why."""
     note = note.strip()
     if not note:
-        raise FlagRefused("Write a note saying why you flag it.")
+        raise FlagRefused(gettext("Write a note saying why you flag it."))
     if len(note) > NOTE_MAX_CHARS:
-        raise FlagRefused(f"The note is {len(note):,} characters long; the limit is 2,000.")
+        raise FlagRefused(
+            gettext("The note is %(length)s characters long; the limit is %(limit)s.")
+            % {"length": f"{len(note):,}", "limit": f"{NOTE_MAX_CHARS:,}"}
+        )
     message = None
     if message_id is not None:
         message = Message.objects.filter(pk=message_id, conversation=conversation).first()
         if message is None:
-            raise FlagRefused("That message is not part of this conversation.")
+            raise FlagRefused(gettext("That message is not part of this conversation."))
     return Flag.objects.create(
         conversation=conversation, message=message, note=note, flagged_by=flagged_by
     )

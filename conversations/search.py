@@ -16,6 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
 
 from conversations.models import Conversation, Message
 from conversations.search_index import MESSAGE_FTS, TITLE_FTS, postgresql_document
@@ -56,7 +57,9 @@ def search(user: AbstractBaseUser, query: str, limit: int = 20) -> list[SearchRe
     """The user's conversations whose title or messages contain every word of ``query``
     (as the start of a word), most recently active first."""
     if len(query) > MAX_QUERY_CHARS:
-        raise QueryRefused(f"Search for at most {MAX_QUERY_CHARS} characters.")
+        raise QueryRefused(
+            gettext("Search for at most %(limit)s characters.") % {"limit": MAX_QUERY_CHARS}
+        )
     terms = query_terms(query)
     if not terms:
         return []

@@ -141,7 +141,7 @@ def test_a_page_recovers_by_itself_when_the_server_is_killed_and_restarted_mid_r
         server.stop()
 
 
-def test_a_failed_reply_offers_retry_which_answers_in_a_new_reply(
+def test_a_failed_reply_offers_retry_which_answers_in_a_new_version(
     open_page, webchat_server, fake_upstream_server
 ):
     fake_upstream_server.reset(failure="html_502")
@@ -161,11 +161,13 @@ def test_a_failed_reply_offers_retry_which_answers_in_a_new_reply(
     page.click("article.message-assistant .button-retry")
     page.wait_for_selector("article.message-assistant[data-status=complete]", timeout=20_000)
 
-    replies = page.locator("article.message-assistant")
-    assert replies.count() == 2
-    assert replies.last.locator(".markdown").inner_text().strip() == "Here I am."
-    # The failed reply stays, without buttons: only the latest can be retried.
-    assert not replies.first.locator(".button-retry").is_visible()
+    reply = page.locator("article.message-assistant")
+    assert reply.count() == 1
+    assert reply.locator(".markdown").inner_text().strip() == "Here I am."
+    # The failed reply stays, as the first version.
+    assert reply.locator(".versions-position").inner_text() == "2 / 2"
+    page.click("article.message-assistant [aria-label='Previous version']")
+    page.wait_for_selector("article.message-assistant[data-status=error]")
 
 
 def test_a_rate_limited_reply_counts_down_then_answers(

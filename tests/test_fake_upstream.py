@@ -197,6 +197,7 @@ def test_it_logs_each_chat_request_as_a_json_line(tmp_path):
 
     [entry] = [json.loads(line) for line in log.read_text().splitlines()]
     assert entry["prompt"] == "one two three"
+    assert entry["stream"] is True
     assert entry["tokens"] == 4
     assert entry["first_token_at"] <= entry["last_token_at"]
     assert entry["disconnected"] is False

@@ -19,9 +19,12 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
+from django.middleware.gzip import GZipMiddleware
 from django.middleware.locale import LocaleMiddleware
 from django.middleware.security import SecurityMiddleware
 from whitenoise.middleware import WhiteNoiseMiddleware
+
+COMPRESSIBLE_TYPES = ("text/", "application/json")
 
 
 class InlineHooksMixin:
@@ -39,6 +42,19 @@ class InlineHooksMixin:
 
 class AsyncSecurityMiddleware(InlineHooksMixin, SecurityMiddleware):
     pass
+
+
+class AsyncGZipMiddleware(InlineHooksMixin, GZipMiddleware):
+    """Compresses pages and fragments: a conversation's page is mostly repeated markup
+    (a tenth of its size compressed). Static files come compressed from WhiteNoise, and
+    images are compressed already, so only text is looked at. Django's GZipMiddleware pads
+    each response with random bytes against BREACH, and CSRF tokens are masked anew on
+    every request."""
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if not response.get("Content-Type", "").startswith(COMPRESSIBLE_TYPES):
+            return response
+        return super().process_response(request, response)
 
 
 class AsyncCommonMiddleware(InlineHooksMixin, CommonMiddleware):

@@ -91,6 +91,7 @@ INSTALLED_APPS = [
 # for a worker thread (see webchat/middleware.py).
 MIDDLEWARE = [
     "webchat.middleware.AsyncSecurityMiddleware",
+    "webchat.middleware.AsyncGZipMiddleware",
     "webchat.middleware.ContentSecurityPolicyMiddleware",
     "webchat.middleware.AsyncWhiteNoiseMiddleware",
     "webchat.middleware.AsyncSessionMiddleware",
@@ -156,9 +157,7 @@ if REDIS_URL:
 else:
     # Channels' in-memory layer, sweeping expired entries once a second rather than on
     # every send and receive (webchat/channel_layers.py).
-    CHANNEL_LAYERS = {
-        "default": {"BACKEND": "webchat.channel_layers.SweepingInMemoryChannelLayer"}
-    }
+    CHANNEL_LAYERS = {"default": {"BACKEND": "webchat.channel_layers.SweepingInMemoryChannelLayer"}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
