@@ -4,7 +4,7 @@ compressed again."""
 import gzip
 
 import pytest
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 
 from tests.factories import ConversationFactory
 from webchat.middleware import AsyncGZipMiddleware
@@ -42,3 +42,17 @@ def test_it_leaves_images_as_they_are(rf):
     response = middleware.process_response(request, image)
 
     assert "Content-Encoding" not in response
+
+
+def test_it_leaves_streamed_files_as_they_are(rf):
+    # A static file served without a compressed copy (in development) is streamed.
+    stylesheet = StreamingHttpResponse(
+        iter([b"a { color: red; }\n"] * 500), content_type="text/css"
+    )
+    middleware = AsyncGZipMiddleware(lambda request: stylesheet)
+    request = rf.get("/static/webchat/app.css", headers={"accept-encoding": "gzip"})
+
+    response = middleware.process_response(request, stylesheet)
+
+    assert "Content-Encoding" not in response
+    assert b"".join(response.streaming_content) == b"a { color: red; }\n" * 500

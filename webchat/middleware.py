@@ -52,7 +52,12 @@ class AsyncGZipMiddleware(InlineHooksMixin, GZipMiddleware):
     every request."""
 
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
-        if not response.get("Content-Type", "").startswith(COMPRESSIBLE_TYPES):
+        # Streamed responses (static files served without a compressed copy, in
+        # development) are left alone: compressed chunk by chunk, browsers read only the
+        # first chunk's gzip member and drop the rest of the file.
+        if response.streaming or not response.get("Content-Type", "").startswith(
+            COMPRESSIBLE_TYPES
+        ):
             return response
         return super().process_response(request, response)
 
