@@ -98,6 +98,13 @@ class Tab:
         self.closed_reason = ""
 
     async def open(self, *, load_page: bool = True) -> None:
+        """Load the page and open its socket; a failure is the reply's error, later."""
+        try:
+            await self._open(load_page=load_page)
+        except (httpx.HTTPError, OSError, TimeoutError, WebSocketException) as error:
+            self.closed_reason = f"opening the conversation failed: {error!r}"
+
+    async def _open(self, *, load_page: bool) -> None:
         if load_page:
             (await self.browser.http.get(self.page_url)).raise_for_status()
         self.socket = await connect(
@@ -120,6 +127,9 @@ class Tab:
         """Post ``prompt`` as the composer does; return when its reply is finished."""
         self.backlog.clear()
         reply = Reply(prompt, started_at=time.monotonic())
+        if self.socket is None:
+            reply.error = self.closed_reason
+            return reply
         try:
             response = await self.browser.http.post(
                 f"{self.page_url}messages/",

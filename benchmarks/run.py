@@ -86,7 +86,7 @@ FULL = Plan(
     spread_seconds=2.0,
     step_spread_seconds=5.0,
     steps_up=(500, 750, 1000),
-    steps_down=(400, 300, 200, 100),
+    steps_down=(250, 100, 50),
     open_sockets=500,
     long_messages=2000,
     render_repeats=5,
@@ -210,6 +210,9 @@ async def run_setup(
             result["concurrency"] = await _concurrency(stage, plan)
         for browser in browsers:
             await browser.aclose()
+    except Exception:
+        _say_server_logs(workdir)
+        raise
     finally:
         webchat.stop()
         upstream.stop()
@@ -581,6 +584,11 @@ def _fmt_list(values: list) -> str:
     return " + ".join(_fmt(value) for value in values)
 
 
+def _say_server_logs(workdir: Path) -> None:
+    for log in sorted(workdir.glob("daphne-*.log")):
+        _say(f"--- the end of {log.name}:\n{log.read_text()[-4000:]}")
+
+
 def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -614,11 +622,18 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="run only these load scenarios (page, memory and start are always measured)",
     )
+    parser.add_argument(
+        "--setup",
+        choices=["embedded", "production"],
+        default=None,
+        help="measure only this set-up (production needs DATABASE_URL and REDIS_URL)",
+    )
     args = parser.parse_args(argv)
     plan = SMOKE if args.smoke else FULL
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
-    for setup in setups_from_environment(dict(os.environ)):
+    setups = setups_from_environment(dict(os.environ))
+    for setup in [setup for setup in setups if args.setup in (None, setup.name)]:
         with tempfile.TemporaryDirectory(prefix=f"webchat-bench-{setup.name}-") as workdir:
             result = asyncio.run(
                 run_setup(

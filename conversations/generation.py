@@ -26,7 +26,7 @@ from weakref import WeakKeyDictionary
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from conversations import conversation_settings, failures, frames, services, titles
 from conversations.failures import Failure, RetryPolicy, StreamStalled
@@ -63,10 +63,11 @@ _upstream_slots: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
 def start_generation(reply: Message) -> asyncio.Task:
     """Start generating ``reply`` in the background and return at once."""
     # A fresh context: the request's context holds a per-request thread executor
-    # that shuts down when the response is sent, long before the reply is done.
-    task = asyncio.get_running_loop().create_task(
-        ReplyGeneration(reply).run(), context=contextvars.Context()
-    )
+    # that shuts down when the response is sent, long before the reply is done. It keeps
+    # the request's language, for what the reply's bubble says.
+    context = contextvars.Context()
+    context.run(translation.activate, translation.get_language())
+    task = asyncio.get_running_loop().create_task(ReplyGeneration(reply).run(), context=context)
     _running[reply.pk] = task
     task.add_done_callback(lambda _task: _running.pop(reply.pk, None))
     return task

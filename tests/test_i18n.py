@@ -65,7 +65,7 @@ def test_a_language_without_a_translation_gets_english(owner_client):
     assert '<html lang="en"' in response.content.decode()
 
 
-def test_the_sign_in_page_follows_the_browser_too(client):
+def test_the_sign_in_page_follows_the_browser_too(client, owner):
     response = client.get(reverse("login"), headers=KOREAN)
     assert "Webchat 로그인" in response.content.decode()
 
@@ -116,7 +116,7 @@ def test_an_unknown_language_is_refused_and_nothing_is_kept(owner_client, value)
     assert settings.LANGUAGE_COOKIE_NAME not in response.cookies
 
 
-def test_a_language_can_be_chosen_before_signing_in(client):
+def test_a_language_can_be_chosen_before_signing_in(client, owner):
     response = client.post(LANGUAGE_URL, {"language": "ko", "next": reverse("login")})
     assert response.status_code == 302
     assert "Webchat 로그인" in client.get(reverse("login")).content.decode()

@@ -9,11 +9,11 @@ import pytest
 from tests.live_server import ROOT
 
 
-def _load_settings(**env: str) -> subprocess.CompletedProcess:
+def _load_settings(show: str = "s.WEBCHAT_MODELS", **env: str) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
     environment.update(env)
     return subprocess.run(
-        [sys.executable, "-c", "import webchat.settings as s; print(s.WEBCHAT_MODELS)"],
+        [sys.executable, "-c", f"import webchat.settings as s; print({show})"],
         cwd=ROOT,
         env=environment,
         capture_output=True,
@@ -47,6 +47,21 @@ def test_bad_values_fail_loudly(name, value, message):
     result = _load_settings(SECRET_KEY="x", WEBCHAT_API_KEY="k", **{name: value})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_postgresql_connections_come_from_a_pool_and_none_is_kept_per_thread():
+    database = 's.DATABASES["default"]'
+    result = _load_settings(
+        f'{database}["CONN_MAX_AGE"], {database}["OPTIONS"]["pool"]["max_size"]',
+        SECRET_KEY="x",
+        DATABASE_URL="postgres://webchat@db.example.com/webchat",
+        WEBCHAT_DB_POOL_SIZE="25",
+    )
+    assert result.stdout.strip() == "0 25"
+    refused = _load_settings(
+        SECRET_KEY="x", DATABASE_URL="postgres://db.example.com/webchat", WEBCHAT_DB_POOL_SIZE="0"
+    )
+    assert "WEBCHAT_DB_POOL_SIZE must be at least 1" in refused.stderr
 
 
 def test_models_come_from_a_comma_list_and_the_demo_model_stands_in_without_a_key():

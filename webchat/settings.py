@@ -128,12 +128,23 @@ TEMPLATES = [
 
 ASGI_APPLICATION = "webchat.asgi.application"
 
+# Under ASGI each request's database work runs in a thread of its own, so connections
+# are not kept between requests (a kept one would be one per thread, never reused);
+# PostgreSQL takes them from a pool instead.
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
-        conn_max_age=None,
+        conn_max_age=0,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {
+            "min_size": 1,
+            "max_size": env_int("WEBCHAT_DB_POOL_SIZE", 10, minimum=1),
+            "timeout": env_float("WEBCHAT_DB_POOL_TIMEOUT", 10.0),
+        }
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets readers proceed while a reply is being saved; NORMAL is safe under WAL.

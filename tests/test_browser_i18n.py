@@ -1,0 +1,58 @@
+"""End-to-end: a browser set to Korean gets Korean, also from the page's scripts, until the
+user picks English with the switch in the sidebar."""
+
+import shutil
+
+import pytest
+
+from tests.browser_fixtures import CHROMIUM, PASSWORD
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chromium is not installed"),
+]
+
+
+@pytest.fixture
+def korean_page(browser, webchat_server):
+    context = browser.new_context(locale="ko-KR")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{webchat_server.url}/")
+    assert page.inner_text("h1") == "Webchat 로그인"
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{webchat_server.url}/")
+    yield page
+    context.close()
+    assert errors == []
+
+
+def test_a_korean_browser_gets_korean_buttons_and_announcements_until_english_is_chosen(
+    korean_page, fake_upstream_server
+):
+    page = korean_page
+    fake_upstream_server.reset(reply="안녕하세요!")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    assert page.get_attribute("html", "lang") == "ko"
+    assert page.get_attribute("#composer-text", "placeholder") == "Webchat에 메시지 보내기…"
+
+    page.fill("#composer-text", "인사해 줘")
+    page.press("#composer-text", "Enter")
+    page.wait_for_selector("article.message-assistant[data-status=complete]", timeout=20_000)
+    copy = page.locator("article.message-assistant .copy-message")
+    assert copy.inner_text() == "복사"
+    assert copy.get_attribute("aria-label") == "메시지 복사"
+    copy.click()
+    assert copy.inner_text() == "복사됨"
+    page.wait_for_function(
+        "() => document.getElementById('announcer').textContent === '클립보드에 복사했습니다.'"
+    )
+
+    page.click("#language-en")
+    page.wait_for_selector("html[lang=en]")
+    assert page.get_attribute("#composer-text", "placeholder") == "Message Webchat…"
+    assert page.locator("article.message-assistant .copy-message").inner_text() == "Copy"
+    assert page.get_attribute("#language-en", "aria-pressed") == "true"
