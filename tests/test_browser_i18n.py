@@ -46,6 +46,7 @@ def test_a_korean_browser_gets_korean_buttons_and_announcements_until_english_is
     assert copy.inner_text() == "복사"
     assert copy.get_attribute("aria-label") == "메시지 복사"
     copy.click()
+    assert page.evaluate("navigator.clipboard.readText()") == "안녕하세요!"
     assert copy.inner_text() == "복사됨"
     page.wait_for_function(
         "() => document.getElementById('announcer').textContent === '클립보드에 복사했습니다.'"
