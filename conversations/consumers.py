@@ -1,6 +1,7 @@
 import asyncio
 from datetime import timedelta
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -89,6 +90,15 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             control_group_name(conversation_id), {"type": SYNC_REQUEST}
         )
         self._watch_for_a_dead_generation()
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels closes stale database connections before every handler, in a worker
+        # thread: a thread hop for every relayed frame. The database is used here only
+        # through database_sync_to_async, which does that cleanup itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def disconnect(self, code: int) -> None:
         if self.stale_watch is not None:

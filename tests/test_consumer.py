@@ -1,7 +1,7 @@
 import asyncio
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import SyncToAsync, sync_to_async
 from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
@@ -125,4 +125,29 @@ async def test_a_streamed_reply_reaches_the_socket_as_deltas_then_a_final_render
     deltas = [frame for frame in received if 'hx-swap-oob="beforeend"' in frame]
     assert deltas
     assert "<em>works</em>" in received[-1]
+    await communicator.disconnect()
+
+
+async def test_relaying_frames_costs_no_thread_hop(conversation, owner, monkeypatch):
+    communicator = _communicator(conversation.pk, owner)
+    await communicator.connect()
+    layer = get_channel_layer()
+    await layer.group_send(conversation.group_name, {"type": "chat.frame", "html": "<p>0</p>"})
+    assert await communicator.receive_from() == "<p>0</p>"  # the dead-reply watch has begun
+    hops = []
+    original_call = SyncToAsync.__call__
+
+    async def counted(self, *args, **kwargs):
+        hops.append(self.func)
+        return await original_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counted)
+
+    for number in range(1, 21):
+        await layer.group_send(
+            conversation.group_name, {"type": "chat.frame", "html": f"<p>{number}</p>"}
+        )
+        assert await communicator.receive_from() == f"<p>{number}</p>"
+
+    assert hops == []
     await communicator.disconnect()
