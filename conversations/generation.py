@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 # How long a finished generation waits for its publisher, saver and listener to stop.
 BACKGROUND_STOP_SECONDS = 2.0
+# Under load, frames come at most this many times less often than WEBCHAT_FRAME_INTERVAL.
+MAX_SLOWDOWN = 5.0
 # Messages on a generation's control group: a socket joined, a user pressed Stop, and
 # the generation's own signal to its listener that it is over.
 SYNC_REQUEST = "generation.sync"
@@ -75,6 +77,14 @@ def start_generation(reply: Message) -> asyncio.Task:
 
 def running_generation(reply_id: int) -> asyncio.Task | None:
     return _running.get(reply_id)
+
+
+def load_factor() -> float:
+    """How many times its frame budget this process's streaming replies would use, at
+    least 1: with many replies at once, each sends frames (and renders) less often, so the
+    cost of relaying stays bounded while every reply still moves several times a second."""
+    wanted = len(_running) / (settings.WEBCHAT_FRAME_BUDGET * settings.WEBCHAT_FRAME_INTERVAL)
+    return min(max(wanted, 1.0), MAX_SLOWDOWN)
 
 
 def control_group_name(conversation_id: int) -> str:
@@ -255,6 +265,9 @@ class ReplyGeneration:
     async def _stream(self, request: ChatRequest) -> None:
         """Stream one attempt; once text flows, a pause of WEBCHAT_STALL_TIMEOUT ends it."""
         stall_timeout = settings.WEBCHAT_STALL_TIMEOUT
+        # The watchdog is moved on a few times per timeout, not with every chunk; a pause
+        # is called a stall after between 1 and 1.1 times the timeout.
+        step = stall_timeout / 10
         loop = asyncio.get_running_loop()
         watchdog = asyncio.timeout(None)
         try:
@@ -262,10 +275,13 @@ class ReplyGeneration:
                 watchdog,
                 contextlib.aclosing(get_client().stream_chat(request)) as events,
             ):
+                rescheduled_at = -math.inf
                 async for event in events:
                     self._apply(event)
-                    if self._text_arrived():
-                        watchdog.reschedule(loop.time() + stall_timeout)
+                    now = loop.time()
+                    if now - rescheduled_at >= step and self._text_arrived():
+                        watchdog.reschedule(now + stall_timeout + step)
+                        rescheduled_at = now
         except TimeoutError:
             if watchdog.expired():
                 raise StreamStalled(stall_timeout) from None
@@ -355,7 +371,6 @@ class ReplyGeneration:
         await self.layer.group_send(self.group, {"type": "chat.frame", "html": html})
 
     async def _publish_frames(self) -> None:
-        render_interval = settings.WEBCHAT_RENDER_INTERVAL
         last_render = None
         while True:
             await self.changed.wait()
@@ -367,12 +382,12 @@ class ReplyGeneration:
                 # The first text goes out as a delta: cheapest, and soonest on screen.
                 await self._send_delta()
                 last_render = now
-            elif now - last_render >= render_interval:
+            elif now - last_render >= settings.WEBCHAT_RENDER_INTERVAL * load_factor():
                 await self._send_full_render()
                 last_render = now
             else:
                 await self._send_delta()
-            await asyncio.sleep(settings.WEBCHAT_FRAME_INTERVAL)
+            await asyncio.sleep(settings.WEBCHAT_FRAME_INTERVAL * load_factor())
 
     async def _send_delta(self) -> None:
         self._sync_text()

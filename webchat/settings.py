@@ -252,6 +252,7 @@ WEBCHAT_READ_TIMEOUT = env_float("WEBCHAT_READ_TIMEOUT", 120.0, minimum=0.1)
 # How often streamed text is pushed to the page, re-rendered as Markdown, and saved.
 WEBCHAT_FRAME_INTERVAL = env_float("WEBCHAT_FRAME_INTERVAL", 0.05, minimum=0.0)
 WEBCHAT_RENDER_INTERVAL = env_float("WEBCHAT_RENDER_INTERVAL", 0.75, minimum=0.0)
+WEBCHAT_FRAME_BUDGET = env_int("WEBCHAT_FRAME_BUDGET", 1000, minimum=1)
 WEBCHAT_SAVE_INTERVAL = env_float("WEBCHAT_SAVE_INTERVAL", 1.0, minimum=0.0)
 
 # Faults and limits (README, "Design"). A reply gives up when no new text arrives for
