@@ -4,7 +4,8 @@ A generation runs as an asyncio task in the process that accepted the message. I
 publishes HTML frames to the conversation's Channels group: the first text the moment
 it arrives, then coalesced deltas (only the new text) every ``WEBCHAT_FRAME_INTERVAL``,
 a full Markdown re-render every ``WEBCHAT_RENDER_INTERVAL``, and a final render at the
-end. Progress and a heartbeat are written to the database every ``WEBCHAT_SAVE_INTERVAL``,
+end. Progress and a heartbeat are written to the database every ``WEBCHAT_SAVE_INTERVAL``
+(each of these intervals grows when many replies stream at once; see ``load_factor``),
 never per token. Frames carry text offsets so a page can tell which text it already has.
 
 When the upstream fails, ``failures.failure_for`` decides: wait and try again (a rate
@@ -85,6 +86,13 @@ def load_factor() -> float:
     cost of relaying stays bounded while every reply still moves several times a second."""
     wanted = len(_running) / (settings.WEBCHAT_FRAME_BUDGET * settings.WEBCHAT_FRAME_INTERVAL)
     return min(max(wanted, 1.0), MAX_SLOWDOWN)
+
+
+def save_interval() -> float:
+    """WEBCHAT_SAVE_INTERVAL, longer under load like frames, but never past a third of
+    WEBCHAT_STALE_REPLY_SECONDS, so the heartbeat stays fresh."""
+    slowed = settings.WEBCHAT_SAVE_INTERVAL * load_factor()
+    return min(slowed, settings.WEBCHAT_STALE_REPLY_SECONDS / 3)
 
 
 def control_group_name(conversation_id: int) -> str:
@@ -414,7 +422,7 @@ class ReplyGeneration:
         """Store the text so far (when it grew) and a fresh heartbeat, until done."""
         while self.owns_reply:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_saving.wait(), settings.WEBCHAT_SAVE_INTERVAL)
+                await asyncio.wait_for(self.stop_saving.wait(), save_interval())
             if self.stop_saving.is_set():
                 return
             self._sync_text()

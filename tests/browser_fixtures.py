@@ -1,5 +1,8 @@
 """Fixtures for the end-to-end tests: a real server, headless Chromium, a signed-in page."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 
 from tests.live_server import LiveServer
@@ -43,17 +46,25 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, webchat_server):
-    context = browser.new_context()
+@contextmanager
+def signed_in_page(browser, server: LiveServer, username: str = "alice", **context_options):
+    """A page of a fresh browser context, signed in through the form; a script error on
+    it fails the test."""
+    context = browser.new_context(**context_options)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{webchat_server.url}/")
-    page.fill("#id_username", "alice")
+    page.goto(f"{server.url}/accounts/login/")
+    page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{webchat_server.url}/")
+    page.wait_for_url(f"{server.url}/")
     yield page
     context.close()
     assert errors == []
+
+
+@pytest.fixture
+def page(browser, webchat_server) -> Iterator:
+    with signed_in_page(browser, webchat_server) as page:
+        yield page

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from tests.browser_fixtures import CHROMIUM, PASSWORD
+from tests.browser_fixtures import CHROMIUM, signed_in_page
 
 pytestmark = [
     pytest.mark.browser,
@@ -15,19 +15,8 @@ pytestmark = [
 
 @pytest.fixture
 def korean_page(browser, webchat_server):
-    context = browser.new_context(locale="ko-KR")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{webchat_server.url}/")
-    assert page.inner_text("h1") == "Webchat 로그인"
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{webchat_server.url}/")
-    yield page
-    context.close()
-    assert errors == []
+    with signed_in_page(browser, webchat_server, locale="ko-KR") as page:
+        yield page
 
 
 def test_a_korean_browser_gets_korean_buttons_and_announcements_until_english_is_chosen(

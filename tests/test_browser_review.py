@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from tests import image_files
-from tests.browser_fixtures import CHROMIUM, PASSWORD
+from tests.browser_fixtures import CHROMIUM, PASSWORD, signed_in_page
 
 pytestmark = [
     pytest.mark.browser,
@@ -27,18 +27,8 @@ def admin_page(browser, webchat_server):
         "get_user_model().objects.filter(username='boss').exists() or "
         f"get_user_model().objects.create_superuser('boss', password={PASSWORD!r})",
     )
-    context = browser.new_context()
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{webchat_server.url}/accounts/login/")
-    page.fill("#id_username", "boss")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{webchat_server.url}/")
-    yield page
-    context.close()
-    assert errors == []
+    with signed_in_page(browser, webchat_server, "boss") as page:
+        yield page
 
 
 def test_an_admin_reads_a_users_conversation_with_its_image_and_flags_a_reply(

@@ -1,6 +1,7 @@
 """The message tree: editing a message, switching versions, and paging a long branch."""
 
 import io
+import itertools
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -205,7 +206,7 @@ def _long_conversation(owner, count: int) -> Conversation:
         )
         for number in range(count)
     )
-    for parent, message in zip(messages, messages[1:], strict=False):
+    for parent, message in itertools.pairwise(messages):
         message.parent = parent
     Message.objects.bulk_update(messages, ["parent"], batch_size=500)
     Conversation.objects.filter(pk=conversation.pk).update(current_leaf=messages[-1])

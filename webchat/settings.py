@@ -160,7 +160,16 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py refuses, not queues, past its pool size (100 by default);
+                # every streaming reply sends frames through it.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": env_int(
+                            "WEBCHAT_REDIS_MAX_CONNECTIONS", 1000, minimum=10
+                        ),
+                    }
+                ],
                 "prefix": env_str("WEBCHAT_CHANNEL_PREFIX", "webchat"),
             },
         }
