@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from conversations.generation import control_group_name, running_generation
 from conversations.models import Message
@@ -129,10 +130,15 @@ async def test_a_streamed_reply_reaches_the_socket_as_deltas_then_a_final_render
 
 
 async def test_relaying_frames_costs_no_thread_hop(conversation, owner, monkeypatch):
+    # A reply being written, alive: the dead-reply watch sleeps through the frames.
+    await sync_to_async(MessageFactory)(
+        conversation=conversation, role="assistant", status="streaming", heartbeat_at=timezone.now()
+    )
     communicator = _communicator(conversation.pk, owner)
     await communicator.connect()
     layer = get_channel_layer()
     await layer.group_send(conversation.group_name, {"type": "chat.frame", "html": "<p>0</p>"})
+    await communicator.receive_from()  # the state on connect
     assert await communicator.receive_from() == "<p>0</p>"  # the dead-reply watch has begun
     hops = []
     original_call = SyncToAsync.__call__

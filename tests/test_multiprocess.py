@@ -241,7 +241,9 @@ def test_a_page_opened_on_server_b_while_a_streams_shows_the_reply_so_far_then_f
         _follow_to_the_end(socket_on_b, reply, expected)
 
     assert reply.text == expected
-    assert reply.gaps == []
+    # A delta sent between the page's load and the generation's catch-up render may start
+    # past the page's text: it is dropped (never applied out of place), and the render that
+    # answers the socket's arrival fills the gap.
     assert reply.deltas_applied > 0
 
 
