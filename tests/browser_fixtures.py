@@ -20,20 +20,29 @@ CHROMIUM_ARGS = [
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture(scope="module")
-def webchat_server(tmp_path_factory, fake_upstream_server):
+@contextmanager
+def running_webchat(folder, fake_upstream_server, **env: str) -> Iterator[LiveServer]:
+    """A live server talking to the fake upstream, with alice's account; ``env`` adds to
+    or overrides its settings."""
     server = LiveServer(
-        tmp_path_factory.mktemp("live"),
+        folder,
         env={
             "WEBCHAT_API_BASE": fake_upstream_server.base_url,
             "WEBCHAT_API_KEY": "test-key-not-secret",
             "WEBCHAT_MODELS": "fake-model",
+            **env,
         },
     )
     server.start()
     server.create_user("alice", PASSWORD)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def webchat_server(tmp_path_factory, fake_upstream_server):
+    with running_webchat(tmp_path_factory.mktemp("live"), fake_upstream_server) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,7 @@ import shutil
 
 import pytest
 
-from tests.browser_fixtures import CHROMIUM, PASSWORD
-from tests.live_server import LiveServer
+from tests.browser_fixtures import CHROMIUM, running_webchat
 
 pytestmark = [
     pytest.mark.browser,
@@ -18,19 +17,10 @@ PHONE = {"width": 390, "height": 844}
 @pytest.fixture(scope="module")
 def webchat_server(tmp_path_factory, fake_upstream_server):
     """A live server that asks the model for titles (the shared one does not)."""
-    server = LiveServer(
-        tmp_path_factory.mktemp("live-sidebar"),
-        env={
-            "WEBCHAT_API_BASE": fake_upstream_server.base_url,
-            "WEBCHAT_API_KEY": "test-key-not-secret",
-            "WEBCHAT_MODELS": "fake-model",
-            "WEBCHAT_MODEL_TITLES": "true",
-        },
-    )
-    server.start()
-    server.create_user("alice", PASSWORD)
-    yield server
-    server.stop()
+    with running_webchat(
+        tmp_path_factory.mktemp("live-sidebar"), fake_upstream_server, WEBCHAT_MODEL_TITLES="true"
+    ) as server:
+        yield server
 
 
 def _start_conversation(page, text: str) -> None:
