@@ -82,7 +82,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         state_frame, interrupted = await _state_frame(conversation)
         await self.accept()
         if interrupted:
-            await self._publish(state_frame)  # other tabs still show it streaming
+            # Other tabs still show it streaming.
+            await frames.publish(conversation.pk, state_frame)
         elif state_frame:
             await self.send(text_data=state_frame)
         # A running generation answers with a full render, newer than the database.
@@ -115,9 +116,6 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=event["html"])
         self._watch_for_a_dead_generation()
 
-    async def _publish(self, html: str) -> None:
-        await self.channel_layer.group_send(self.group_name, {"type": "chat.frame", "html": html})
-
     def _watch_for_a_dead_generation(self) -> None:
         """Make sure a watch runs while a reply is active (it ends when none is)."""
         if self.stale_watch is None or self.stale_watch.done():
@@ -134,4 +132,4 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(wait)
             state_frame, interrupted = await _state_frame(self.conversation)
             if interrupted:
-                await self._publish(state_frame)
+                await frames.publish(self.conversation.pk, state_frame)

@@ -1,11 +1,12 @@
 """HTML frames pushed over the websocket; the htmx ws extension swaps them by id."""
 
+from channels.layers import get_channel_layer
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from conversations.models import Message
+from conversations.models import Message, conversation_group_name
 
 
 def delta_frame(
@@ -75,4 +76,11 @@ def branch_changed_frame(conversation_id: int) -> str:
         '<div id="branch-sync" hx-swap-oob="true" hx-get="{}" hx-trigger="load" '
         'hx-target="#messages" hx-swap="innerHTML"></div>',
         url,
+    )
+
+
+async def publish(conversation_id: int, html: str) -> None:
+    """Send ``html`` to every open tab of the conversation, in any server process."""
+    await get_channel_layer().group_send(
+        conversation_group_name(conversation_id), {"type": "chat.frame", "html": html}
     )

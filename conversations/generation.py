@@ -146,7 +146,6 @@ class GenerationFailed(Exception):
 class ReplyGeneration:
     def __init__(self, reply: Message) -> None:
         self.reply = reply
-        self.group = f"conversation_{reply.conversation_id}"
         self.layer = get_channel_layer()
         # Continuing a reply appends to the text it has; offsets go on from its end.
         self.content: list[str] = [reply.content] if reply.content else []
@@ -376,7 +375,7 @@ class ReplyGeneration:
         self.reply.reasoning = self.reasoning[0] if self.reasoning else ""
 
     async def _send(self, html: str) -> None:
-        await self.layer.group_send(self.group, {"type": "chat.frame", "html": html})
+        await frames.publish(self.reply.conversation_id, html)
 
     async def _publish_frames(self) -> None:
         last_render = None

@@ -10,6 +10,11 @@ from django.utils import timezone
 from conversations import failures
 
 
+def conversation_group_name(conversation_id: int) -> str:
+    """The Channels group that receives a conversation's live frames."""
+    return f"conversation_{conversation_id}"
+
+
 class Conversation(models.Model):
     class TitleSource(models.TextChoices):
         FIRST_WORDS = "first_words", "The first words of the first message"
@@ -56,8 +61,7 @@ class Conversation(models.Model):
 
     @property
     def group_name(self) -> str:
-        """The Channels group that receives this conversation's live frames."""
-        return f"conversation_{self.pk}"
+        return conversation_group_name(self.pk)
 
 
 class Message(models.Model):

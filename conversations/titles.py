@@ -12,10 +12,10 @@ import logging
 import re
 import unicodedata
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils.html import format_html
 
+from conversations import frames
 from conversations.models import Conversation, Message
 from conversations.upstream import ChatRequest, UpstreamError, get_client
 
@@ -126,7 +126,4 @@ def title_frame(conversation_id: int, title: str) -> str:
 
 async def title_publish(conversation_id: int, title: str) -> None:
     """Show ``title`` in every open tab of the conversation."""
-    await get_channel_layer().group_send(
-        f"conversation_{conversation_id}",
-        {"type": "chat.frame", "html": title_frame(conversation_id, title)},
-    )
+    await frames.publish(conversation_id, title_frame(conversation_id, title))

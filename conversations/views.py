@@ -2,7 +2,6 @@ import asyncio
 from pathlib import PurePath
 
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
 from django.db.models import Sum
@@ -95,10 +94,7 @@ async def conversation_usage(conversation: Conversation) -> dict:
 async def _branch_response(request: HttpRequest, conversation: Conversation) -> HttpResponse:
     """After the shown branch changed: its newest messages (htmx) or the page. Other tabs
     are told to load it too."""
-    await get_channel_layer().group_send(
-        conversation.group_name,
-        {"type": "chat.frame", "html": frames.branch_changed_frame(conversation.pk)},
-    )
+    await frames.publish(conversation.pk, frames.branch_changed_frame(conversation.pk))
     if request.htmx:
         await conversation.arefresh_from_db(fields=["current_leaf"])
         page = await sync_to_async(tree.branch_page)(conversation, size=PAGE_SIZE)
