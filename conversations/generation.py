@@ -63,14 +63,20 @@ _upstream_slots: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
 )
 
 
-def start_generation(reply: Message) -> asyncio.Task:
-    """Start generating ``reply`` in the background and return at once."""
+def start_generation(reply: Message, *, exchange: list[Message] | None = None) -> asyncio.Task:
+    """Start generating ``reply`` in the background and return at once.
+
+    ``exchange`` is the new question and ``reply`` when the caller has just made them;
+    other tabs are then shown these instead of the exchange read again from the database.
+    """
     # A fresh context: the request's context holds a per-request thread executor
     # that shuts down when the response is sent, long before the reply is done. It keeps
     # the request's language, for what the reply's bubble says.
     context = contextvars.Context()
     context.run(translation.activate, translation.get_language())
-    task = asyncio.get_running_loop().create_task(ReplyGeneration(reply).run(), context=context)
+    task = asyncio.get_running_loop().create_task(
+        ReplyGeneration(reply, exchange=exchange).run(), context=context
+    )
     _running[reply.pk] = task
     task.add_done_callback(lambda _task: _running.pop(reply.pk, None))
     return task
@@ -144,8 +150,9 @@ class GenerationFailed(Exception):
 
 
 class ReplyGeneration:
-    def __init__(self, reply: Message) -> None:
+    def __init__(self, reply: Message, *, exchange: list[Message] | None = None) -> None:
         self.reply = reply
+        self.exchange = exchange
         self.layer = get_channel_layer()
         # Continuing a reply appends to the text it has; offsets go on from its end.
         self.content: list[str] = [reply.content] if reply.content else []
@@ -219,12 +226,14 @@ class ReplyGeneration:
 
     async def _announce(self) -> None:
         """Show the exchange in every open tab, and this reply as waiting for the model."""
-        exchange = await sync_to_async(services.latest_exchange)(
-            conversation_id=self.reply.conversation_id
-        )
-        for message in exchange:
-            if message.pk == self.reply.pk:
-                self.reply.versions = message.versions
+        exchange = self.exchange
+        if exchange is None:
+            exchange = await sync_to_async(services.latest_exchange)(
+                conversation_id=self.reply.conversation_id
+            )
+            for message in exchange:
+                if message.pk == self.reply.pk:
+                    self.reply.versions = message.versions
         await self._send(frames.exchange_frame(exchange) + frames.message_frame(self.reply))
 
     def _stop(self) -> None:

@@ -184,7 +184,7 @@ async def message_create(request: HttpRequest, conversation_id: int) -> HttpResp
         )
     except services.MessageRefused as refusal:
         return await _refused(request, conversation, text, str(refusal))
-    start_generation(reply)
+    start_generation(reply, exchange=[user_message, reply])
     if request.htmx:
         return render(
             request,

@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.urls import reverse
 
+from conversations import services
 from conversations.models import Conversation, Message
 from tests.factories import MessageFactory
 from tests.generation_helpers import HTMX, finished, latest_reply, send_message
@@ -119,6 +120,28 @@ async def test_a_new_conversation_starts_from_the_first_message(async_owner_clie
     assert conversation.title == "Plan a trip to Seoul"
     reply = await _finished_reply(conversation)
     assert reply.status == Message.Status.COMPLETE
+
+
+async def test_a_sent_message_is_announced_to_other_tabs_without_reading_it_back(
+    async_owner_client, conversation, fake_upstream, monkeypatch
+):
+    fake_upstream.reset(token_count=3)
+    exchange_reads = []
+    monkeypatch.setattr(
+        services, "latest_exchange", lambda **kwargs: exchange_reads.append(kwargs) or []
+    )
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(f"conversation_{conversation.pk}", channel)
+
+    await send_message(async_owner_client, conversation, "Announced question")
+    reply = await _finished_reply(conversation)
+
+    announcement = (await asyncio.wait_for(layer.receive(channel), timeout=5))["html"]
+    assert announcement.startswith('<div hx-swap-oob="beforeend:#messages">')
+    assert "Announced question" in announcement
+    assert f'id="{reply.dom_id}"' in announcement
+    assert exchange_reads == []
 
 
 async def test_frames_are_published_to_the_conversation_group(
