@@ -19,6 +19,14 @@ async def _finished_reply(conversation) -> Message:
     return await finished(await latest_reply(conversation))
 
 
+async def _listening_to(conversation):
+    """The channel layer and a channel that receives the frames of ``conversation``'s tabs."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(conversation.group_name, channel)
+    return layer, channel
+
+
 async def test_a_sent_message_is_answered_and_stored_with_usage(
     async_owner_client, conversation, fake_upstream
 ):
@@ -130,9 +138,7 @@ async def test_a_sent_message_is_announced_to_other_tabs_without_reading_it_back
     monkeypatch.setattr(
         services, "latest_exchange", lambda **kwargs: exchange_reads.append(kwargs) or []
     )
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(f"conversation_{conversation.pk}", channel)
+    layer, channel = await _listening_to(conversation)
 
     await send_message(async_owner_client, conversation, "Announced question")
     reply = await _finished_reply(conversation)
@@ -148,9 +154,7 @@ async def test_frames_are_published_to_the_conversation_group(
     async_owner_client, conversation, fake_upstream
 ):
     fake_upstream.reset(token_count=6)
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(f"conversation_{conversation.pk}", channel)
+    layer, channel = await _listening_to(conversation)
 
     await send_message(async_owner_client, conversation, "Hello")
     reply = await _finished_reply(conversation)
