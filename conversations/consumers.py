@@ -1,4 +1,5 @@
 import asyncio
+import math
 from datetime import timedelta
 
 from channels.consumer import get_handler_name
@@ -53,13 +54,15 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     Authentication and ownership are checked once, at connect; relaying a frame
     touches neither the database nor a worker thread. Beside it, while a reply is
-    active, a watch looks at the reply's heartbeat once per stale period.
+    active, a watch looks for signs that its generation died.
     """
 
     group_name = ""
     user_group_name = ""
     conversation: Conversation | None = None
     stale_watch: asyncio.Task | None = None
+    # When the last frame of a running generation arrived (event-loop time).
+    generation_seen_at = -math.inf
 
     async def connect(self) -> None:
         user = self.scope["user"]
@@ -114,7 +117,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def chat_frame(self, event: dict) -> None:
         await self.send(text_data=event["html"])
-        self._watch_for_a_dead_generation()
+        generation = event.get("generation")
+        if generation == frames.GENERATION_RUNNING:
+            self.generation_seen_at = asyncio.get_running_loop().time()
+            self._watch_for_a_dead_generation()
+        elif generation == frames.GENERATION_ENDED and self.stale_watch is not None:
+            self.stale_watch.cancel()
 
     def _watch_for_a_dead_generation(self) -> None:
         """Make sure a watch runs while a reply is active (it ends when none is)."""
@@ -125,10 +133,21 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         """If the active reply's generation dies (its process was killed), say so.
 
         Without this, a page that reconnected to a restarted server would show the
-        reply as streaming until reloaded. It costs a query per stale period.
+        reply as streaming until reloaded. Frames from the generation show it is alive:
+        the reply's heartbeat is read only after a stale period without one, so a reply
+        that streams to its end costs no query here.
         """
         assert self.conversation is not None
-        while (wait := await _seconds_until_stale(self.conversation.pk)) is not None:
+        loop = asyncio.get_running_loop()
+        stale_seconds = settings.WEBCHAT_STALE_REPLY_SECONDS
+        while True:
+            quiet = loop.time() - self.generation_seen_at
+            if quiet < stale_seconds:
+                await asyncio.sleep(stale_seconds - quiet)
+                continue
+            wait = await _seconds_until_stale(self.conversation.pk)
+            if wait is None:
+                return
             await asyncio.sleep(wait)
             state_frame, interrupted = await _state_frame(self.conversation)
             if interrupted:

@@ -79,8 +79,18 @@ def branch_changed_frame(conversation_id: int) -> str:
     )
 
 
-async def publish(conversation_id: int, html: str) -> None:
-    """Send ``html`` to every open tab of the conversation, in any server process."""
-    await get_channel_layer().group_send(
-        conversation_group_name(conversation_id), {"type": "chat.frame", "html": html}
-    )
+# What a frame from a generation tells the sockets' dead-reply watch (consumers.py).
+GENERATION_RUNNING = "running"
+GENERATION_ENDED = "ended"
+
+
+async def publish(conversation_id: int, html: str, *, generation: str = "") -> None:
+    """Send ``html`` to every open tab of the conversation, in any server process.
+
+    ``generation`` is set on the frames of a reply's generation: GENERATION_RUNNING while
+    it runs, GENERATION_ENDED on its last frame.
+    """
+    event = {"type": "chat.frame", "html": html}
+    if generation:
+        event["generation"] = generation
+    await get_channel_layer().group_send(conversation_group_name(conversation_id), event)

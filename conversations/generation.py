@@ -383,8 +383,8 @@ class ReplyGeneration:
         self.reply.content = self.content[0] if self.content else ""
         self.reply.reasoning = self.reasoning[0] if self.reasoning else ""
 
-    async def _send(self, html: str) -> None:
-        await frames.publish(self.reply.conversation_id, html)
+    async def _send(self, html: str, *, generation: str = frames.GENERATION_RUNNING) -> None:
+        await frames.publish(self.reply.conversation_id, html, generation=generation)
 
     async def _publish_frames(self) -> None:
         last_render = None
@@ -503,7 +503,7 @@ class ReplyGeneration:
                 logger.warning("Reply %s was taken over; its final state is not stored.", shown.pk)
                 shown = await Message.objects.aget(pk=self.reply.pk)
         finally:
-            await self._send(frames.message_frame(shown))
+            await self._send(frames.message_frame(shown), generation=frames.GENERATION_ENDED)
         if shown is self.reply and shown.status == Message.Status.COMPLETE:
             titles.title_generation_start(shown)  # names the conversation after its first reply
 

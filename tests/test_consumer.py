@@ -11,10 +11,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from conversations import consumers, frames
 from conversations.generation import control_group_name, running_generation
 from conversations.models import Message
 from conversations.routing import websocket_urlpatterns
 from tests.factories import MessageFactory
+from tests.generation_helpers import finished, frames_until_final, latest_reply, send_message
 from webchat.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -136,8 +138,7 @@ async def test_relaying_frames_costs_no_thread_hop(conversation, owner, monkeypa
     )
     communicator = _communicator(conversation.pk, owner)
     await communicator.connect()
-    layer = get_channel_layer()
-    await layer.group_send(conversation.group_name, {"type": "chat.frame", "html": "<p>0</p>"})
+    await frames.publish(conversation.pk, "<p>0</p>", generation=frames.GENERATION_RUNNING)
     await communicator.receive_from()  # the state on connect
     assert await communicator.receive_from() == "<p>0</p>"  # the dead-reply watch has begun
     hops = []
@@ -150,10 +151,34 @@ async def test_relaying_frames_costs_no_thread_hop(conversation, owner, monkeypa
     monkeypatch.setattr(SyncToAsync, "__call__", counted)
 
     for number in range(1, 21):
-        await layer.group_send(
-            conversation.group_name, {"type": "chat.frame", "html": f"<p>{number}</p>"}
-        )
-        assert await communicator.receive_from() == f"<p>{number}</p>"
+        html = f"<p>{number}</p>"
+        await frames.publish(conversation.pk, html, generation=frames.GENERATION_RUNNING)
+        assert await communicator.receive_from() == html
 
     assert hops == []
     await communicator.disconnect()
+
+
+async def test_a_reply_streamed_to_its_end_costs_its_sockets_no_query(
+    async_owner_client, conversation, owner, fake_upstream, monkeypatch
+):
+    fake_upstream.reset(token_count=5, token_interval=0.01)
+    heartbeat_reads = []
+    original_read = consumers._seconds_until_stale
+    monkeypatch.setattr(
+        consumers,
+        "_seconds_until_stale",
+        lambda conversation_id: (
+            heartbeat_reads.append(conversation_id) or original_read(conversation_id)
+        ),
+    )
+    communicator = _communicator(conversation.pk, owner)
+    await communicator.connect()
+
+    await send_message(async_owner_client, conversation, "hi")
+    reply = await finished(await latest_reply(conversation))
+    await frames_until_final(communicator, reply)
+    await communicator.disconnect()
+
+    assert reply.status == "complete"
+    assert heartbeat_reads == [conversation.pk]  # one look on connect, none while streaming
