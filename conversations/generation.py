@@ -143,6 +143,13 @@ def _stored_usage(reply: Message) -> Usage:
     )
 
 
+def _upstream_request(reply: Message) -> ChatRequest:
+    """The request generating ``reply``: its history and its conversation's settings, read
+    in one worker-thread call."""
+    messages = services.history_for_reply(reply)
+    return conversation_settings.chat_request(reply=reply, messages=messages)
+
+
 class GenerationFailed(Exception):
     def __init__(self, failure: Failure) -> None:
         super().__init__(failure.message)
@@ -244,10 +251,7 @@ class ReplyGeneration:
             self.generating.cancel()
 
     async def _generate(self) -> None:
-        messages = await sync_to_async(services.history_for_reply)(self.reply)
-        request = await sync_to_async(conversation_settings.chat_request)(
-            reply=self.reply, messages=messages
-        )
+        request = await sync_to_async(_upstream_request)(self.reply)
         policy = _retry_policy()
         retries: Counter[str] = Counter()
         while True:

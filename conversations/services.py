@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Q, prefetch_related_objects
+from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
@@ -160,8 +160,10 @@ def _exchange_create(
     for attachment in unsaved_attachments:
         attachment.message = user_message
     Attachment.objects.bulk_create(unsaved_attachments)
-    # Loaded now, so the page can render the message without querying from async code.
-    prefetch_related_objects([user_message], "attachments")
+    # Loaded now, so the page can render the message without querying from async code;
+    # without images, known to be none without asking the database.
+    attached = Attachment.objects.all() if unsaved_attachments else Attachment.objects.none()
+    prefetch_related_objects([user_message], Prefetch("attachments", queryset=attached))
     return user_message, _pending_reply_create(conversation, question=user_message)
 
 

@@ -66,17 +66,24 @@ async def title_after_reply(reply: Message) -> None:
 async def title_generate(conversation_id: int) -> None:
     """Store a title written by the model, unless the conversation's title is no longer
     the first words of its first message. On any failure the title stays as it is."""
-    conversation = await Conversation.objects.filter(
-        pk=conversation_id, title_source=Conversation.TitleSource.FIRST_WORDS
-    ).afirst()
-    if conversation is None:
+    first_message = await (
+        Message.objects.filter(
+            conversation_id=conversation_id,
+            conversation__title_source=Conversation.TitleSource.FIRST_WORDS,
+            role=Message.Role.USER,
+        )
+        .order_by("pk")
+        .values_list("content", "conversation__model")
+        .afirst()
+    )
+    if first_message is None:
         return
-    first = await conversation.messages.filter(role=Message.Role.USER).order_by("pk").afirst()
-    text = " ".join(first.content.split())[:PROMPT_MAX_CHARS] if first is not None else ""
+    content, model = first_message
+    text = " ".join(content.split())[:PROMPT_MAX_CHARS]
     if not text:
         return  # images only: their names stay the title
     request = ChatRequest(
-        model=conversation.model,
+        model=model,
         messages=[{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": text}],
     )
     try:

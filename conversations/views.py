@@ -39,9 +39,11 @@ async def _get_conversation_for_user(request: HttpRequest, conversation_id: int)
     """The user's own conversation; anyone else's answers 404, revealing nothing."""
     user = await request.auser()
     try:
-        return await Conversation.objects.aget(pk=conversation_id, owner=user)
+        conversation = await Conversation.objects.aget(pk=conversation_id, owner=user)
     except Conversation.DoesNotExist:
         raise Http404("No such conversation.") from None
+    conversation.owner = user  # known already: reading it again would cost a query
+    return conversation
 
 
 async def _sidebar_conversations(request: HttpRequest) -> list[Conversation]:

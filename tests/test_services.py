@@ -1,5 +1,7 @@
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from conversations import services
 from conversations.models import Conversation, Message
@@ -48,6 +50,16 @@ def test_a_refused_first_message_creates_no_conversation(owner):
     with pytest.raises(services.MessageRefused):
         services.conversation_start(owner=owner, text="")
     assert not Conversation.objects.exists()
+
+
+def test_a_message_without_images_is_sent_without_reading_attachments(conversation):
+    with CaptureQueriesContext(connection) as queries:
+        user_message, _reply = services.message_send(conversation=conversation, text="Hi")
+
+    assert not [query for query in queries if "conversations_attachment" in query["sql"]]
+    with CaptureQueriesContext(connection) as queries:
+        assert list(user_message.attachments.all()) == []  # known, for rendering it
+    assert len(queries) == 0
 
 
 def test_it_refuses_a_second_message_while_a_reply_is_active(conversation):
