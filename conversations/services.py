@@ -269,7 +269,7 @@ def _active_replies_check(*, owner_id: int) -> None:
     """Refuse a new reply when the user has as many being written as allowed, or has
     reached a rate limit or token quota."""
     # Locking the user's row makes concurrent requests of one user take turns here.
-    get_user_model().objects.select_for_update().filter(pk=owner_id).first()
+    list(get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk"))
     try:
         limits.reply_allowed_check(owner_id)
     except limits.LimitReached as reached:
