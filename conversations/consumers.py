@@ -82,8 +82,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         # Join before reading the state, so no frame can fall between the two.
         self.group_name = conversation.group_name
         await self.channel_layer.group_add(self.group_name, self.channel_name)
-        state_frame, interrupted = await _state_frame(conversation)
+        # Accepted before the state is read: under load, the handshake must not wait for
+        # more database work than the checks above (daphne drops it after 5 s).
         await self.accept()
+        state_frame, interrupted = await _state_frame(conversation)
         if interrupted:
             # Other tabs still show it streaming.
             await frames.publish(conversation.pk, state_frame)
