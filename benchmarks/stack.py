@@ -24,6 +24,8 @@ MODEL = "fake-model"
 # The same fake model, streaming fast: frames must then be paced by the coalescing interval.
 FAST_MODEL = "fake-model-fast"
 MAX_UPSTREAM_PER_PROCESS = 5000
+# As `make run` and the systemd unit start daphne.
+DAPHNE_OPTIONS = ("--websocket_connect_timeout", "30")
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,7 @@ class Webchat:
             "127.0.0.1",
             "-p",
             str(port),
+            *DAPHNE_OPTIONS,
             "webchat.asgi:application",
         ]
         with self._log(port).open("ab") as log:
