@@ -64,6 +64,23 @@ def test_postgresql_connections_come_from_a_pool_and_none_is_kept_per_thread():
     assert "WEBCHAT_DB_POOL_SIZE must be at least 1" in refused.stderr
 
 
+def test_a_busy_process_gets_room_for_a_thousand_waiting_frames_in_redis():
+    config = 's.CHANNEL_LAYERS["default"]["CONFIG"]'
+    result = _load_settings(
+        f'{config}["capacity"], {config}["hosts"][0]["max_connections"]',
+        SECRET_KEY="x",
+        REDIS_URL="redis://cache.example.com:6379/0",
+    )
+    assert result.stdout.strip() == "1000 1000"
+    configured = _load_settings(
+        f"{config}['capacity']",
+        SECRET_KEY="x",
+        REDIS_URL="redis://cache.example.com:6379/0",
+        WEBCHAT_REDIS_CHANNEL_CAPACITY="5000",
+    )
+    assert configured.stdout.strip() == "5000"
+
+
 def test_models_come_from_a_comma_list_and_the_demo_model_stands_in_without_a_key():
     with_key = _load_settings(SECRET_KEY="x", WEBCHAT_API_KEY="k", WEBCHAT_MODELS="a, b")
     assert with_key.stdout.strip() == "['a', 'b']"

@@ -171,6 +171,10 @@ if REDIS_URL:
                     }
                 ],
                 "prefix": env_str("WEBCHAT_CHANNEL_PREFIX", "webchat"),
+                # Messages waiting for a process (all its sockets share one Redis key) or
+                # for one socket; past it, frames are dropped. channels-redis's default of
+                # 100 is reached within a second by a busy process.
+                "capacity": env_int("WEBCHAT_REDIS_CHANNEL_CAPACITY", 1000, minimum=100),
             },
         }
     }
