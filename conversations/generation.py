@@ -493,9 +493,12 @@ class ReplyGeneration:
         # A message, not a cancellation: cancelling a receive in the middle of its Redis
         # read breaks the connection that every socket of this process receives through.
         if self.control_channel:
-            await self.layer.send(self.control_channel, {"type": STOP_LISTENING})
-        else:
-            listener.cancel()
+            try:
+                await self.layer.send(self.control_channel, {"type": STOP_LISTENING})
+                return
+            except Exception:  # the layer is full or unreachable: the reply must still end
+                logger.warning("Reply %s: its listener could not be told to stop", self.reply.pk)
+        listener.cancel()
 
     async def _finish(self) -> None:
         self._sync_text()
