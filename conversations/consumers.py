@@ -82,8 +82,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         # Join before reading the state, so no frame can fall between the two.
         self.group_name = conversation.group_name
         await self.channel_layer.group_add(self.group_name, self.channel_name)
-        # Accepted before the state is read: under load, the handshake must not wait for
-        # more database work than the checks above (daphne drops it after 5 s).
+        # Accepted before the state is read: under load, the handshake waits for no more
+        # database work than the checks above (daphne drops a handshake that takes long).
         await self.accept()
         state_frame, interrupted = await _state_frame(conversation)
         if interrupted:
