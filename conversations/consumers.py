@@ -82,10 +82,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         # Join before reading the state, so no frame can fall between the two.
         self.group_name = conversation.group_name
         await self.channel_layer.group_add(self.group_name, self.channel_name)
-        # Accepted before the state is read: under load, the handshake waits for no more
-        # database work than the checks above (daphne drops a handshake that takes long).
-        await self.accept()
         state_frame, interrupted = await _state_frame(conversation)
+        await self.accept()
         if interrupted:
             # Other tabs still show it streaming.
             await frames.publish(conversation.pk, state_frame)

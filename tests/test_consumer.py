@@ -182,22 +182,3 @@ async def test_a_reply_streamed_to_its_end_costs_its_sockets_no_query(
 
     assert reply.status == "complete"
     assert heartbeat_reads == [conversation.pk]  # one look on connect, none while streaming
-
-
-async def test_the_handshake_does_not_wait_for_the_conversation_state(
-    conversation, owner, monkeypatch
-):
-    state_may_be_read = asyncio.Event()
-    original_state_frame = consumers._state_frame
-
-    async def slow_state_frame(conversation):
-        await state_may_be_read.wait()
-        return await original_state_frame(conversation)
-
-    monkeypatch.setattr(consumers, "_state_frame", slow_state_frame)
-    communicator = _communicator(conversation.pk, owner)
-
-    connected, _ = await communicator.connect(timeout=2)
-    assert connected
-    state_may_be_read.set()
-    await communicator.disconnect()
