@@ -12,7 +12,7 @@ import os
 
 import django
 
-ASSISTANT_REPLY = """Here is a short answer with the usual Markdown in it.
+ASSISTANT_REPLY = """Answer {number}. Here is a short answer with the usual Markdown in it.
 
 1. **First**, read the *settings* that matter.
 2. Then run the command below and compare the numbers.
@@ -104,7 +104,8 @@ def _conversation_with_history(owner, model: str, messages: int) -> int:
         Message(
             conversation=conversation,
             role=Message.Role.USER if index % 2 == 0 else Message.Role.ASSISTANT,
-            content=USER_QUESTION if index % 2 == 0 else ASSISTANT_REPLY,
+            # Each answer differs, as real ones do: none is rendered from another's HTML.
+            content=USER_QUESTION if index % 2 == 0 else ASSISTANT_REPLY.format(number=index),
             status=Message.Status.COMPLETE,
             model="" if index % 2 == 0 else model,
             finish_reason="" if index % 2 == 0 else "stop",

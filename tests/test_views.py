@@ -1,8 +1,11 @@
+import uuid
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
+from conversations import rendering
 from conversations.models import Conversation, Message
 from tests.factories import ConversationFactory, MessageFactory
 
@@ -71,6 +74,35 @@ def test_a_conversation_page_shows_its_messages_and_connects_its_socket(owner_cl
     assert "Hello *there*" in page
     assert "<strong>you</strong>" in page
     assert f'ws-connect="/ws/conversations/{conversation.pk}/"' in page
+
+
+def test_a_finished_reply_is_rendered_once_however_often_its_page_is_shown(
+    owner_client, conversation, monkeypatch
+):
+    text = f"Hi **again**, reply {uuid.uuid4()}"
+    MessageFactory(conversation=conversation, role="assistant", content=text)
+    rendered = []
+    render_markdown = rendering.render_markdown
+    monkeypatch.setattr(
+        rendering, "render_markdown", lambda text: rendered.append(text) or render_markdown(text)
+    )
+    for _ in range(3):
+        page = owner_client.get(conversation.get_absolute_url()).content.decode()
+        assert "<strong>again</strong>" in page
+    assert rendered == [text]
+
+
+def test_a_streaming_reply_is_rendered_afresh_and_not_kept(owner_client, conversation):
+    reply = MessageFactory(
+        conversation=conversation, role="assistant", content="Half **way**", status="streaming"
+    )
+    kept = rendering.render_finished_markdown.cache_info().currsize
+    page = owner_client.get(conversation.get_absolute_url()).content.decode()
+    assert "Half <strong>way</strong>" in page
+    Message.objects.filter(pk=reply.pk).update(content="Half **way** there")
+    page = owner_client.get(conversation.get_absolute_url()).content.decode()
+    assert "Half <strong>way</strong> there" in page
+    assert rendering.render_finished_markdown.cache_info().currsize == kept
 
 
 def test_another_users_conversation_answers_404(outsider_client, conversation):

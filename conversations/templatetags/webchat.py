@@ -3,7 +3,8 @@ from django.utils.html import json_script
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext, gettext_noop
 
-from conversations.rendering import render_markdown, render_plain
+from conversations.models import Message
+from conversations.rendering import render_finished_markdown, render_markdown, render_plain
 
 register = template.Library()
 
@@ -27,8 +28,11 @@ SCRIPT_WORDS = (
 
 
 @register.filter
-def markdown(text: str) -> str:
-    return render_markdown(text)
+def reply_html(message: Message) -> str:
+    """A reply's text as HTML: rendered afresh while it streams, kept once it is final."""
+    if message.is_active:
+        return render_markdown(message.content)
+    return render_finished_markdown(message.content)
 
 
 @register.filter
