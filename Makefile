@@ -4,9 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# daphne drops a websocket whose handshake is not done in 5 s; when many pages open at
-# once on a small server, some take longer (benchmarks/RESULTS.md).
-DAPHNE_OPTIONS := --websocket_connect_timeout 30
 export DJANGO_SETTINGS_MODULE := webchat.settings
 
 .PHONY: run test bench messages audit lint format clean
@@ -35,10 +32,7 @@ var/secret_key:
 
 run: $(VENV)/.installed-run var/secret_key
 	export SECRET_KEY="$${SECRET_KEY:-$$(cat var/secret_key)}" && \
-	$(BIN)/python manage.py migrate --noinput && \
-	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
-	$(BIN)/python manage.py interrupt_stale_replies && \
-	exec $(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_OPTIONS) webchat.asgi:application
+	exec $(BIN)/python manage.py serve --prepare --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -177,7 +177,6 @@ async def run_setup(
         )
         start = {"systemd_style_s": round(webchat.start(), 2)}
         if plan.measure_make_run:
-            start["daphne_alone_s"] = round(webchat.measure_daphne_start(), 2)
             start["make_run_s"] = round(webchat.measure_make_run_start(), 2)
         start["seconds"] = start.get("make_run_s", start["systemd_style_s"])
         if setup.processes > 1:

@@ -1,9 +1,9 @@
 """The processes of a benchmark run: the fake upstream and Webchat as in production.
 
-Webchat runs as ``make run`` and the systemd unit run it: daphne, DEBUG off, SECRET_KEY
-set, a freshly migrated database (SQLite in a temporary folder, or a PostgreSQL database
-made for the run and dropped after it), collected static files, and the in-memory channel
-layer, or Redis with several processes.
+Webchat runs as ``make run`` and the systemd unit run it: ``manage.py serve``, DEBUG off,
+SECRET_KEY set, a freshly migrated database (SQLite in a temporary folder, or a PostgreSQL
+database made for the run and dropped after it), collected static files, and the in-memory
+channel layer, or Redis with several processes.
 """
 
 import json
@@ -24,8 +24,6 @@ MODEL = "fake-model"
 # The same fake model, streaming fast: frames must then be paced by the coalescing interval.
 FAST_MODEL = "fake-model-fast"
 MAX_UPSTREAM_PER_PROCESS = 5000
-# As `make run` and the systemd unit start daphne.
-DAPHNE_OPTIONS = ("--websocket_connect_timeout", "30")
 
 
 @dataclass(frozen=True)
@@ -193,31 +191,16 @@ class Webchat:
         start_times = []
         for port in self.ports:
             started = time.monotonic()
-            self.manage("interrupt_stale_replies")
-            self.processes.append(self._daphne(port))
+            self.processes.append(self._serve(port))
             _wait_for_page(f"http://127.0.0.1:{port}", self.processes[-1], self._log(port))
             start_times.append(time.monotonic() - started)
         return start_times[0]
 
     def measure_make_run_start(self) -> float:
-        """``make run``'s steps on the migrated database, through to the first page."""
+        """``make run``'s start on the migrated database, through to the first page."""
         port = free_port()
         started = time.monotonic()
-        self.manage("migrate", "--noinput")
-        self.manage("collectstatic", "--noinput", "--verbosity=0")
-        self.manage("interrupt_stale_replies")
-        process = self._daphne(port)
-        try:
-            _wait_for_page(f"http://127.0.0.1:{port}", process, self._log(port))
-            return time.monotonic() - started
-        finally:
-            _stop(process)
-
-    def measure_daphne_start(self) -> float:
-        """daphne alone, from its launch to the first page."""
-        port = free_port()
-        started = time.monotonic()
-        process = self._daphne(port)
+        process = self._serve(port, "--prepare")
         try:
             _wait_for_page(f"http://127.0.0.1:{port}", process, self._log(port))
             return time.monotonic() - started
@@ -236,18 +219,8 @@ class Webchat:
     def _log(self, port: int) -> Path:
         return self.workdir / f"daphne-{port}.log"
 
-    def _daphne(self, port: int) -> subprocess.Popen:
-        command = [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            *DAPHNE_OPTIONS,
-            "webchat.asgi:application",
-        ]
+    def _serve(self, port: int, *options: str) -> subprocess.Popen:
+        command = [sys.executable, "manage.py", "serve", "--port", str(port), *options]
         with self._log(port).open("ab") as log:
             return subprocess.Popen(
                 command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT

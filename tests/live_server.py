@@ -1,4 +1,5 @@
-"""A real Webchat server (daphne, as in production) in a subprocess, for end-to-end tests."""
+"""A real Webchat server (``manage.py serve``, as in production) in a subprocess, for
+end-to-end tests."""
 
 import os
 import socket
@@ -63,22 +64,10 @@ class LiveServer:
         ``DATABASE_URL``, ``REDIS_URL``, ``STATIC_ROOT`` and ``MEDIA_ROOT`` in ``env``) skips
         the preparation with ``prepare=False``.
         """
-        if prepare:
-            self.manage("migrate", "--noinput")
-            self.manage("collectstatic", "--noinput")
-            self.manage("interrupt_stale_replies")
+        command = [sys.executable, "manage.py", "serve", "--port", str(self.port)]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "webchat.asgi:application",
-                ],
+                [*command, "--prepare"] if prepare else command,
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,

@@ -68,6 +68,5 @@ def test_the_systemd_unit_runs_one_daphne_per_port_as_its_own_user():
     assert service["User"] == "webchat"
     assert service["Restart"] == "on-failure"
     assert service["EnvironmentFile"] == "/etc/webchat/env"
-    assert "-p %i " in service["ExecStart"]
-    assert "--websocket_connect_timeout 30 " in service["ExecStart"]
-    assert "interrupt_stale_replies" in service["ExecStartPre"]
+    # serve marks dead replies interrupted; migrating is done once, before any instance.
+    assert service["ExecStart"].endswith(" manage.py serve --host 127.0.0.1 --port %i")
