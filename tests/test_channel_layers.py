@@ -1,7 +1,11 @@
-"""The in-memory channel layer: the stock one's behaviour, at a cost per frame that does not
-grow with the number of open sockets."""
+"""The channel layers. The in-memory one: the stock one's behaviour, at a cost per frame
+that does not grow with the number of open sockets. Redis: an idle socket keeps waiting."""
 
-from channels.layers import InMemoryChannelLayer
+import asyncio
+
+import pytest
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
 
 from webchat import channel_layers
 from webchat.channel_layers import SweepingInMemoryChannelLayer
@@ -47,3 +51,13 @@ async def test_it_sweeps_expired_entries_once_a_second_not_on_every_frame(monkey
     await layer.group_send("conversation_1", {"type": "chat.frame", "html": "x"})
 
     assert len(sweeps) == 2
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (REDIS_URL)")
+async def test_a_socket_with_no_frames_keeps_waiting_past_one_blocking_read_of_redis():
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+
+    # Nothing arrives: the wait ends by this timeout, not by an error of the Redis client.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.receive(channel), layer.brpop_timeout + 1.5)

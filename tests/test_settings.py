@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from channels_redis.core import RedisChannelLayer
 
 from tests.live_server import ROOT
 
@@ -79,6 +80,15 @@ def test_a_busy_process_gets_room_for_a_thousand_waiting_frames_in_redis():
         WEBCHAT_REDIS_CHANNEL_CAPACITY="5000",
     )
     assert configured.stdout.strip() == "5000"
+
+
+def test_a_redis_read_outlasts_the_blocking_wait_for_frames():
+    result = _load_settings(
+        's.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["socket_timeout"]',
+        SECRET_KEY="x",
+        REDIS_URL="redis://cache.example.com:6379/0",
+    )
+    assert float(result.stdout) > RedisChannelLayer.brpop_timeout + 5
 
 
 def test_models_come_from_a_comma_list_and_the_demo_model_stands_in_without_a_key():

@@ -168,6 +168,11 @@ if REDIS_URL:
                         "max_connections": env_int(
                             "WEBCHAT_REDIS_MAX_CONNECTIONS", 1000, minimum=10
                         ),
+                        # Each process waits for its sockets' frames in a read that Redis
+                        # holds for up to 5 s (channels-redis's BZPOPMIN). redis-py 8 gives up
+                        # on any read after 5 s by default, which closed an idle socket
+                        # (1011) every 5 s.
+                        "socket_timeout": 15,
                     }
                 ],
                 "prefix": env_str("WEBCHAT_CHANNEL_PREFIX", "webchat"),
