@@ -103,7 +103,13 @@ def failure_for(
     if error.kind == "connection":
         if isinstance(error.__cause__, httpx.ConnectError):
             return Failure(CONNECTION, gettext("The chat service could not be reached."))
-        return Failure(CONNECTION, gettext("The connection to the chat service was lost."))
+        lost = gettext("The connection to the chat service was lost.")
+        # A connection kept from an earlier request may be closed by the service just as it
+        # is used again (servers close idle ones after a few seconds). Nothing was answered
+        # yet, so the request is sent again at once, once, on a new connection.
+        if not text_arrived and not retries.get(CONNECTION):
+            return Failure(CONNECTION, lost, retry_in=0.0)
+        return Failure(CONNECTION, lost)
     if _is_context_length(error):
         return _too_long()
     return Failure(STREAM, _stream_message(error.message))

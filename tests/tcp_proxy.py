@@ -8,10 +8,15 @@ from typing import Self
 
 
 class TcpProxy:
-    """Forwards a local port to ``target_port``; ``drop()`` resets every open connection."""
+    """Forwards a local port to ``target_port``; ``drop()`` resets every open connection.
 
-    def __init__(self, target_port: int) -> None:
+    The first ``cut_requests`` connections are reset once a request arrives on them, before
+    a byte of answer: as a server closing an idle kept-alive connection just as it is reused.
+    """
+
+    def __init__(self, target_port: int, *, cut_requests: int = 0) -> None:
         self.target_port = target_port
+        self.cut_left = cut_requests
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._lock = threading.Lock()
@@ -34,7 +39,7 @@ class TcpProxy:
             with contextlib.suppress(OSError):
                 # A zero linger time makes closing send a reset. Closing alone would wait
                 # for the pump blocked reading it; shutting down wakes it, and it closes.
-                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                _reset_on_close(connection)
                 connection.shutdown(socket.SHUT_RD)
         return len(connections) // 2
 
@@ -44,6 +49,10 @@ class TcpProxy:
                 client, _address = self._listener.accept()
             except OSError:
                 return  # closed
+            if self.cut_left:
+                self.cut_left -= 1
+                threading.Thread(target=_cut_after_request, args=(client,), daemon=True).start()
+                continue
             try:
                 server = socket.create_connection(("127.0.0.1", self.target_port))
             except OSError:
@@ -64,3 +73,14 @@ class TcpProxy:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)  # wakes the pump reading the other way
             connection.close()
+
+
+def _reset_on_close(connection: socket.socket) -> None:
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def _cut_after_request(client: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        client.recv(65536)
+        _reset_on_close(client)
+    client.close()

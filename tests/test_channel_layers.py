@@ -54,10 +54,29 @@ async def test_it_sweeps_expired_entries_once_a_second_not_on_every_frame(monkey
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (REDIS_URL)")
-async def test_a_socket_with_no_frames_keeps_waiting_past_one_blocking_read_of_redis():
+async def test_a_socket_with_no_frames_keeps_waiting_past_the_redis_clients_read_timeout():
     layer = get_channel_layer()
     channel = await layer.new_channel()
 
-    # Nothing arrives: the wait ends by this timeout, not by an error of the Redis client.
+    # Nothing arrives: the wait ends by this timeout, not by an error of the Redis client,
+    # which gives up on a read after 5 s.
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(layer.receive(channel), layer.brpop_timeout + 1.5)
+        await asyncio.wait_for(layer.receive(channel), 6)
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (REDIS_URL)")
+async def test_a_group_frame_reaches_each_socket_of_the_group_once():
+    layer = get_channel_layer()
+    members = [await layer.new_channel() for _ in range(2)]
+    outsider = await layer.new_channel()
+    for channel in members:
+        await layer.group_add("conversation_redis_1", channel)
+
+    await layer.group_send("conversation_redis_1", {"type": "chat.frame", "html": "<p>1</p>"})
+    await layer.group_send("conversation_redis_1", {"type": "chat.frame", "html": "<p>2</p>"})
+
+    for channel in members:
+        assert (await layer.receive(channel))["html"] == "<p>1</p>"
+        assert (await layer.receive(channel))["html"] == "<p>2</p>"
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.receive(outsider), 0.2)

@@ -140,8 +140,23 @@ def test_stream_failures_show_their_reason(message, says):
     assert failure.retry_in is None
 
 
-def test_a_dropped_connection_is_not_retried():
+def test_a_connection_dropped_mid_reply_is_not_retried():
     failure = _decide(UpstreamError("reset", kind="connection"), text_arrived=True)
+    assert (failure.code, failure.retry_in) == (failures.CONNECTION, None)
+
+
+def test_a_connection_dropped_before_any_answer_is_tried_again_at_once_once():
+    first = _decide(UpstreamError("reset", kind="connection"))
+    assert (first.code, first.retry_in) == (failures.CONNECTION, 0.0)
+    again = _decide(UpstreamError("reset", kind="connection"), retries={failures.CONNECTION: 1})
+    assert (again.code, again.retry_in) == (failures.CONNECTION, None)
+    assert "connection to the chat service was lost" in again.message
+
+
+def test_a_service_that_cannot_be_reached_is_not_retried():
+    error = UpstreamError("refused", kind="connection")
+    error.__cause__ = httpx.ConnectError("refused")
+    failure = _decide(error)
     assert (failure.code, failure.retry_in) == (failures.CONNECTION, None)
 
 

@@ -4,10 +4,8 @@ what ends up stored, and what the page was sent."""
 import logging
 
 import pytest
-from channels.exceptions import ChannelFull
-from channels.layers import get_channel_layer
 
-from conversations import failures, generation
+from conversations import failures
 from conversations.models import Message
 from tests.generation_helpers import (
     communicator_for,
@@ -16,6 +14,7 @@ from tests.generation_helpers import (
     latest_reply,
     send_message,
 )
+from tests.tcp_proxy import TcpProxy
 from tests.upstream_fixtures import TEST_API_KEY
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -183,22 +182,17 @@ async def test_a_connect_timeout_is_an_error_with_a_retry_button(
     assert "Retry" in frames[-1]
 
 
-async def test_a_reply_is_stored_complete_when_the_channel_layer_refuses_to_end_its_listener(
-    async_owner_client, conversation, fake_upstream, monkeypatch, caplog
+async def test_a_connection_cut_before_any_answer_is_tried_again_and_the_reply_completes(
+    async_owner_client, conversation, owner, fake_upstream, settings
 ):
     fake_upstream.reset(token_count=3)
-    layer = get_channel_layer()
-    original_send = layer.send
+    port = int(fake_upstream.base_url.rsplit(":", 1)[1].split("/")[0])
+    with TcpProxy(port, cut_requests=1) as proxy:
+        settings.WEBCHAT_API_BASE = f"http://127.0.0.1:{proxy.port}/v1"
 
-    async def full_for_the_stop(channel, message):
-        if message["type"] == generation.STOP_LISTENING:
-            raise ChannelFull()
-        return await original_send(channel, message)
+        reply, frames = await _reply_failing_with(async_owner_client, conversation, owner)
 
-    monkeypatch.setattr(layer, "send", full_for_the_stop)
-
-    await send_message(async_owner_client, conversation)
-    reply = await finished(await latest_reply(conversation))
-
-    assert reply.status == "complete"
-    assert "could not be told to stop" in caplog.text
+    assert (reply.status, reply.content, reply.error) == ("complete", "word0 word1 word2", "")
+    assert proxy.cut_left == 0
+    assert len(fake_upstream.requests) == 1
+    assert "message-error" not in frames[-1]
