@@ -17,6 +17,8 @@ from conversations.models import Conversation, Message
 
 # Looked at again this long after a reply's heartbeat would have gone stale.
 STALE_CHECK_MARGIN = 0.1
+# A socket looks the active reply up after this long without a frame from its generation.
+LOOK_AFTER_QUIET_SECONDS = 5.0
 
 
 @database_sync_to_async
@@ -130,25 +132,31 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             self.stale_watch = asyncio.create_task(self._mark_a_dead_generation())
 
     async def _mark_a_dead_generation(self) -> None:
-        """If the active reply's generation dies (its process was killed), say so.
+        """If the active reply's generation dies (its process was killed), say so; if it
+        ended but its last frame was lost on the way, show the reply as stored.
 
         Without this, a page that reconnected to a restarted server would show the
         reply as streaming until reloaded. Frames from the generation show it is alive:
-        the reply's heartbeat is read only after a stale period without one, so a reply
+        the reply is looked up only after LOOK_AFTER_QUIET_SECONDS without one, so a reply
         that streams to its end costs no query here.
         """
         assert self.conversation is not None
         loop = asyncio.get_running_loop()
-        stale_seconds = settings.WEBCHAT_STALE_REPLY_SECONDS
+        look_after = min(LOOK_AFTER_QUIET_SECONDS, settings.WEBCHAT_STALE_REPLY_SECONDS)
         while True:
             quiet = loop.time() - self.generation_seen_at
-            if quiet < stale_seconds:
-                await asyncio.sleep(stale_seconds - quiet)
+            if quiet < look_after:
+                await asyncio.sleep(look_after - quiet)
                 continue
             wait = await _seconds_until_stale(self.conversation.pk)
             if wait is None:
+                if self.generation_seen_at > -math.inf:
+                    state_frame, _interrupted = await _state_frame(self.conversation)
+                    await self.send(text_data=state_frame)
                 return
-            await asyncio.sleep(wait)
-            state_frame, interrupted = await _state_frame(self.conversation)
-            if interrupted:
-                await frames.publish(self.conversation.pk, state_frame)
+            await asyncio.sleep(min(wait, look_after))
+            if wait <= look_after:
+                state_frame, interrupted = await _state_frame(self.conversation)
+                if interrupted:
+                    await frames.publish(self.conversation.pk, state_frame)
+                    return

@@ -182,3 +182,30 @@ async def test_a_reply_streamed_to_its_end_costs_its_sockets_no_query(
 
     assert reply.status == "complete"
     assert heartbeat_reads == [conversation.pk]  # one look on connect, none while streaming
+
+
+async def test_a_socket_that_missed_a_replys_last_frame_is_sent_the_reply_as_stored(
+    conversation, owner, monkeypatch
+):
+    monkeypatch.setattr(consumers, "LOOK_AFTER_QUIET_SECONDS", 0.2)
+    await sync_to_async(MessageFactory)(conversation=conversation, content="Go on")
+    reply = await sync_to_async(MessageFactory)(
+        conversation=conversation,
+        role="assistant",
+        status="streaming",
+        content="Half",
+        heartbeat_at=timezone.now(),
+    )
+    communicator = _communicator(conversation.pk, owner)
+    await communicator.connect()
+    assert "Half" in await communicator.receive_from()  # the state, on connect
+    await frames.publish(conversation.pk, "<p>more</p>", generation=frames.GENERATION_RUNNING)
+    assert await communicator.receive_from() == "<p>more</p>"
+
+    # The generation stores the whole reply, but its last frame is lost on the way.
+    await Message.objects.filter(pk=reply.pk).aupdate(status="complete", content="Half and all")
+
+    frame = await communicator.receive_from(timeout=5)
+    await communicator.disconnect()
+    assert "Half and all" in frame
+    assert 'data-status="complete"' in frame
