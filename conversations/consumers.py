@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 
-from conversations import frames, services
+from conversations import frames, services, titles
 from conversations.deactivation import user_group_name
 from conversations.generation import SYNC_REQUEST, control_group_name
 from conversations.languages import language_of_scope
@@ -28,13 +28,19 @@ def _owned_conversation(user, conversation_id: int) -> Conversation | None:
 
 @database_sync_to_async
 def _state_frame(conversation: Conversation) -> tuple[str, int]:
-    """Mark a dead generation's reply interrupted, then render the latest exchange.
+    """Mark a dead generation's reply interrupted, then render the latest exchange, with
+    the conversation's title: the model may have named it since the page was rendered.
 
     Returns the frame and how many replies were marked.
     """
     interrupted = services.stale_replies_interrupt(conversation=conversation)
     exchange = services.latest_exchange(conversation_id=conversation.pk)
-    return frames.state_frame(exchange), interrupted
+    state = frames.state_frame(exchange)
+    if state:
+        title = Conversation.objects.values_list("title", flat=True).get(pk=conversation.pk)
+        if title:
+            state = titles.title_frame(conversation.pk, title) + state
+    return state, interrupted
 
 
 @database_sync_to_async

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from conversations import consumers, frames
 from conversations.generation import control_group_name, running_generation
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from conversations.routing import websocket_urlpatterns
 from tests.factories import MessageFactory
 from tests.generation_helpers import finished, frames_until_final, latest_reply, send_message
@@ -209,3 +209,17 @@ async def test_a_socket_that_missed_a_replys_last_frame_is_sent_the_reply_as_sto
     await communicator.disconnect()
     assert "Half and all" in frame
     assert 'data-status="complete"' in frame
+
+
+async def test_a_title_written_before_the_socket_connected_is_shown_on_connect(conversation, owner):
+    await sync_to_async(MessageFactory)(conversation=conversation, role="assistant")
+    # The page was rendered with the first words; the model named the conversation since.
+    await Conversation.objects.filter(pk=conversation.pk).aupdate(title="Sourdough <b>basics</b>")
+
+    communicator = _communicator(conversation.pk, owner)
+    await communicator.connect()
+    frame = await communicator.receive_from()
+    await communicator.disconnect()
+
+    assert '<span id="chat-title" hx-swap-oob="innerHTML">Sourdough &lt;b&gt;basics' in frame
+    assert f'id="conversation-{conversation.pk}-title" hx-swap-oob="innerHTML">Sourdough' in frame
