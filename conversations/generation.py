@@ -50,9 +50,11 @@ logger = logging.getLogger(__name__)
 BACKGROUND_STOP_SECONDS = 2.0
 # Under load, frames come at most this many times less often than WEBCHAT_FRAME_INTERVAL.
 MAX_SLOWDOWN = 5.0
-# Messages on a generation's control group: a socket joined, a user pressed Stop.
+# Messages on a generation's control group: a socket joined, a user pressed Stop, and
+# the generation's own signal to its listener that it is over.
 SYNC_REQUEST = "generation.sync"
 STOP_REQUEST = "generation.stop"
+STOP_LISTENING = "generation.listener.stop"
 
 # Strong references to running generations: asyncio keeps only weak ones.
 _running: dict[int, asyncio.Task] = {}
@@ -174,6 +176,7 @@ class ReplyGeneration:
         self.owns_reply = True
         self.changed = asyncio.Event()
         self.finished = False
+        self.control_channel = ""
         self.stop_saving = asyncio.Event()
         self.started_at = 0.0
         self.task: asyncio.Task | None = None
@@ -220,7 +223,7 @@ class ReplyGeneration:
             # The saver, too, stops at a flag: cancelled while its write runs in a thread,
             # it would miss the heartbeat it stored, and _finish would see a takeover.
             self.stop_saving.set()
-            background[2].cancel()  # the listener for sockets joining and Stop
+            await self._stop_answering_sync_requests(background[2])
             _done, stuck = await asyncio.wait(background, timeout=BACKGROUND_STOP_SECONDS)
             if stuck:
                 logger.warning(
@@ -476,9 +479,9 @@ class ReplyGeneration:
         channel = await self.layer.new_channel()
         control_group = control_group_name(self.reply.conversation_id)
         await self.layer.group_add(control_group, channel)
+        self.control_channel = channel
         try:
-            while True:
-                request = await self.layer.receive(channel)
+            while (request := await self.layer.receive(channel))["type"] != STOP_LISTENING:
                 if request["type"] == STOP_REQUEST:
                     if request.get("reply_id") == self.reply.pk:
                         self._stop()
@@ -487,6 +490,17 @@ class ReplyGeneration:
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.layer.group_discard(control_group, channel))
+
+    async def _stop_answering_sync_requests(self, listener: asyncio.Task) -> None:
+        # A message, not a cancellation: cancelling a receive in the middle of its Redis
+        # read breaks the connection that every socket of this process receives through.
+        if self.control_channel:
+            try:
+                await self.layer.send(self.control_channel, {"type": STOP_LISTENING})
+                return
+            except Exception:  # the layer is full or unreachable: the reply must still end
+                logger.warning("Reply %s: its listener could not be told to stop", self.reply.pk)
+        listener.cancel()
 
     async def _finish(self) -> None:
         self._sync_text()

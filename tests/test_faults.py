@@ -4,8 +4,10 @@ what ends up stored, and what the page was sent."""
 import logging
 
 import pytest
+from channels.exceptions import ChannelFull
+from channels.layers import get_channel_layer
 
-from conversations import failures
+from conversations import failures, generation
 from conversations.models import Message
 from tests.generation_helpers import (
     communicator_for,
@@ -180,6 +182,27 @@ async def test_a_connect_timeout_is_an_error_with_a_retry_button(
     assert (reply.status, reply.error_code) == ("error", failures.TIMEOUT)
     assert "could not be reached in time" in reply.error
     assert "Retry" in frames[-1]
+
+
+async def test_a_reply_is_stored_complete_when_the_channel_layer_refuses_to_end_its_listener(
+    async_owner_client, conversation, fake_upstream, monkeypatch, caplog
+):
+    fake_upstream.reset(token_count=3)
+    layer = get_channel_layer()
+    original_send = layer.send
+
+    async def full_for_the_stop(channel, message):
+        if message["type"] == generation.STOP_LISTENING:
+            raise ChannelFull()
+        return await original_send(channel, message)
+
+    monkeypatch.setattr(layer, "send", full_for_the_stop)
+
+    await send_message(async_owner_client, conversation)
+    reply = await finished(await latest_reply(conversation))
+
+    assert reply.status == "complete"
+    assert "could not be told to stop" in caplog.text
 
 
 async def test_a_connection_cut_before_any_answer_is_tried_again_and_the_reply_completes(
