@@ -17,6 +17,8 @@ from weakref import WeakKeyDictionary
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
+from conversations.upstream_network import UpstreamTransport
+
 MAX_ERROR_MESSAGE_CHARS = 300
 REDACTED = "[redacted]"
 DRAIN_SECONDS = 0.5
@@ -240,6 +242,9 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
+LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=30.0)
+
+
 class UpstreamClient:
     """One pooled HTTP client for the chat-completions API; share it, close it once."""
 
@@ -263,10 +268,7 @@ class UpstreamClient:
                 write=connect_timeout,
                 pool=connect_timeout,
             ),
-            limits=httpx.Limits(
-                max_connections=1000, max_keepalive_connections=100, keepalive_expiry=30.0
-            ),
-            transport=transport,
+            transport=transport or UpstreamTransport(limits=LIMITS),
         )
 
     async def __aenter__(self) -> Self:

@@ -2,6 +2,7 @@
 
 import contextlib
 import socket
+import ssl
 import struct
 import threading
 from typing import Self
@@ -12,11 +13,15 @@ class TcpProxy:
 
     The first ``cut_requests`` connections are reset once a request arrives on them, before
     a byte of answer: as a server closing an idle kept-alive connection just as it is reused.
+    With ``tls``, clients speak TLS to the proxy (it terminates it with that context).
     """
 
-    def __init__(self, target_port: int, *, cut_requests: int = 0) -> None:
+    def __init__(
+        self, target_port: int, *, cut_requests: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.target_port = target_port
         self.cut_left = cut_requests
+        self.tls = tls
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._lock = threading.Lock()
@@ -49,6 +54,12 @@ class TcpProxy:
                 client, _address = self._listener.accept()
             except OSError:
                 return  # closed
+            if self.tls is not None:
+                try:
+                    client = self.tls.wrap_socket(client, server_side=True)
+                except OSError:  # the client refused the certificate, say
+                    client.close()
+                    continue
             if self.cut_left:
                 self.cut_left -= 1
                 threading.Thread(target=_cut_after_request, args=(client,), daemon=True).start()
