@@ -1,4 +1,5 @@
-"""The sidebar's views: renaming, pinning and deleting a conversation, and searching.
+"""The sidebar's views: a conversation's menu, renaming, pinning and deleting it, and
+searching.
 
 Each change is a POST; renaming and deleting first show a form (GET), a page of its own
 without JavaScript or a part of the sidebar's menu with htmx. After a change, htmx gets the
@@ -56,6 +57,19 @@ def _form(
             retarget(response, f"#conversation-{context['conversation'].pk}-menu"), "innerHTML"
         )
     return response
+
+
+@require_GET
+async def conversation_menu(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """A sidebar item's menu: fetched when first opened with htmx, else a page of its own."""
+    conversation = await _get_conversation_for_user(request, conversation_id)
+    context = {
+        "conversation": conversation,
+        "return_to": _return_url(request, conversation.get_absolute_url()),
+    }
+    if request.htmx:
+        return render(request, "conversations/partials/_conversation_menu.html", context)
+    return render(request, "conversations/conversation_menu.html", context)
 
 
 @require_http_methods(["GET", "POST"])

@@ -12,6 +12,7 @@ urlpatterns = [
     path("c/<int:conversation_id>/", views.conversation_detail, name="detail"),
     path("c/<int:conversation_id>/messages/", views.message_create, name="message-create"),
     path("c/<int:conversation_id>/older/", views.older_messages, name="older-messages"),
+    path("c/<int:conversation_id>/menu/", sidebar_views.conversation_menu, name="menu"),
     path("c/<int:conversation_id>/rename/", sidebar_views.conversation_rename, name="rename"),
     path("c/<int:conversation_id>/pin/", sidebar_views.conversation_pin, name="pin"),
     path("c/<int:conversation_id>/unpin/", sidebar_views.conversation_unpin, name="unpin"),

@@ -58,6 +58,7 @@ ROUTES = {
     "conversations:reply-continue": Route(("POST",), OWNER),
     "conversations:message-edit": Route(("GET", "POST"), OWNER),
     "conversations:version-show": Route(("POST",), OWNER),
+    "conversations:menu": Route(("GET",), OWNER),
     "conversations:rename": Route(("GET", "POST"), OWNER),
     "conversations:pin": Route(("POST",), OWNER),
     "conversations:unpin": Route(("POST",), OWNER),

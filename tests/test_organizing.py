@@ -46,17 +46,53 @@ def test_pinned_conversations_are_listed_first_and_marked(owner, owner_client):
     assert page.count("Pinned: ") == 1
 
 
-def test_each_conversation_has_a_menu_that_works_without_javascript(conversation, owner_client):
+def test_each_conversation_has_a_menu_fetched_when_opened(conversation, owner_client):
     page = owner_client.get(conversation.get_absolute_url()).content.decode()
 
     here = conversation.get_absolute_url()
+    menu = f"{_url('menu', conversation)}?next={here}"
     assert '<summary class="conversation-menu-button" title="Rename, pin or delete">' in page
     assert '<span class="visually-hidden">Options for “Owner&#x27;s chat”</span>' in page
-    assert f'href="{_url("rename", conversation)}?next={here}"' in page
+    assert f'hx-get="{_url("menu", conversation)}" hx-trigger="toggle from:closest details' in page
+    # Without JavaScript the menu holds a link to the same menu on a page of its own.
+    assert f'<a class="conversation-menu-item" href="{menu}">Rename, pin or delete…</a>' in page
+    assert _url("rename", conversation) not in page
+    assert 'aria-current="page"' in page
+
+
+def test_the_menu_opens_in_the_sidebar_with_htmx(conversation, owner_client):
+    here = conversation.get_absolute_url()
+    response = owner_client.get(_url("menu", conversation), headers=_from_page(here))
+
+    page = response.content.decode()
+    assert "<html" not in page
+    assert f'hx-get="{_url("rename", conversation)}?next={here}"' in page
     assert f'<form method="post" action="{_url("pin", conversation)}"' in page
     assert f'<input type="hidden" name="next" value="{here}">' in page
-    assert f'href="{_url("delete", conversation)}?next={here}"' in page
-    assert 'aria-current="page"' in page
+    assert "Pin to the top" in page
+    assert f'hx-get="{_url("delete", conversation)}?next={here}"' in page
+
+
+def test_the_menu_is_a_page_without_javascript(conversation, owner_client):
+    conversation.pinned = True
+    conversation.save()
+
+    response = owner_client.get(_url("menu", conversation), {"next": "/"})
+
+    page = response.content.decode()
+    assert "<h1>Owner&#x27;s chat</h1>" in page
+    assert f'href="{_url("rename", conversation)}?next=/"' in page
+    assert f'<form method="post" action="{_url("unpin", conversation)}"' in page
+    assert "Unpin" in page
+    assert f'href="{_url("delete", conversation)}?next=/"' in page
+    assert '<a href="/">Back</a>' in page
+
+
+def test_the_menu_goes_back_to_the_conversation_when_next_is_elsewhere(conversation, owner_client):
+    response = owner_client.get(_url("menu", conversation), {"next": "https://evil.example/"})
+
+    here = conversation.get_absolute_url()
+    assert f'<a href="{here}">Back</a>' in response.content.decode()
 
 
 # --- Renaming -------------------------------------------------------------------------
@@ -197,8 +233,8 @@ def test_pinning_with_htmx_answers_with_the_reordered_list(owner, owner_client):
 
     page = response.content.decode()
     assert page.index("Old") < page.index("New")
-    assert f'action="{_url("unpin", old)}"' in page
-    assert "Unpin" in page
+    assert page.count('<li class="conversation-item is-pinned">') == 1
+    assert page.index("is-pinned") < page.index("Old")
 
 
 # --- Deleting -------------------------------------------------------------------------
@@ -307,6 +343,7 @@ def test_delete_is_refused_while_a_reply_is_written(conversation, owner_client):
     ("method", "name"),
     [
         ("get", "rename"),
+        ("get", "menu"),
         ("post", "rename"),
         ("post", "pin"),
         ("post", "unpin"),
@@ -327,3 +364,7 @@ def test_other_users_conversations_answer_404_and_stay_as_they_are(
 @pytest.mark.parametrize("name", ["pin", "unpin"])
 def test_pinning_takes_only_a_post(conversation, owner_client, name):
     assert owner_client.get(_url(name, conversation)).status_code == 405
+
+
+def test_the_menu_takes_only_a_get(conversation, owner_client):
+    assert owner_client.post(_url("menu", conversation)).status_code == 405
