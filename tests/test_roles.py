@@ -1,11 +1,13 @@
 """Roles (Django groups), which models each group may use, and deactivating users."""
 
 import io
+from importlib import import_module
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.sessions.models import Session
 from django.test import Client, TestCase
@@ -242,8 +244,10 @@ def test_deactivating_a_user_ends_their_sessions(owner, outsider):
     owner_client.login(username="owner", password="correct horse battery")
     outsider_client.login(username="outsider", password="correct horse battery")
     assert Session.objects.count() == 2
+    owner_session = owner_client.session.session_key
     _deactivate(owner)
     assert Session.objects.count() == 1
+    assert not import_module(settings.SESSION_ENGINE).SessionStore().exists(owner_session)
     assert owner_client.get("/").status_code == 302
     assert outsider_client.get("/").status_code == 200
 

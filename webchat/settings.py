@@ -231,6 +231,8 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or BASE_DIR / "var" / "media")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 SESSION_COOKIE_HTTPONLY = True
+# Every request reads its session: from the cache, with the database behind it.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 # Scripts only from our own static files (htmx runs with allowEval off); images may
