@@ -229,6 +229,12 @@ class ReplyGeneration:
                 logger.warning(
                     "Reply %s: %d helper task(s) did not stop", self.reply.pk, len(stuck)
                 )
+            # The listener may wait for a message that never comes: when its event loop
+            # closes, the Redis layer's reader is cancelled too, and the listener can have
+            # missed its own cancellation (under Python 3.11, asyncio.wait_for around
+            # redis-py's socket write returns normally if the write completes as the
+            # cancellation comes). The loop would then wait for it forever.
+            background[2].cancel()
             await asyncio.shield(self._finish())
 
     async def _announce(self) -> None:

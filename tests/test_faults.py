@@ -1,13 +1,18 @@
 """Every way a reply can fail, driven through the views, the fake upstream and a socket:
 what ends up stored, and what the page was sent."""
 
+import asyncio
+import contextlib
 import logging
+import threading
 
 import pytest
+from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
+from django.conf import settings
 
-from conversations import failures, generation
+from conversations import failures, generation, services
 from conversations.models import Message
 from tests.generation_helpers import (
     communicator_for,
@@ -203,6 +208,54 @@ async def test_a_reply_is_stored_complete_when_the_channel_layer_refuses_to_end_
 
     assert reply.status == "complete"
     assert "could not be told to stop" in caplog.text
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (REDIS_URL)")
+def test_an_event_loop_closes_though_the_listener_of_its_reply_missed_a_cancellation(
+    conversation, fake_upstream, monkeypatch
+):
+    """A view run by async_to_sync (Django's sync test client) has an event loop of its
+    own, closed once the response is made: the reply's generation and its helpers are
+    cancelled, and so is the Redis layer's reader, so no message reaches the listener any
+    more. Under Python 3.11 the listener can miss that cancellation: asyncio.wait_for,
+    around redis-py's socket write, returns normally when the cancellation comes as the
+    write completes. The listener then waits for a message, and the loop must not wait
+    for the listener forever."""
+    monkeypatch.setattr(generation, "BACKGROUND_STOP_SECONDS", 0.2)
+    fake_upstream.reset(first_token_delay=5)  # the reply still runs when the loop closes
+    user_message, reply = services.message_send(conversation=conversation, text="Hello")
+    layer = get_channel_layer()
+    original_group_add = layer.group_add
+    listener: dict = {}  # the listener's task and loop, and an event set once it has joined
+
+    async def group_add_missing_a_cancellation(group, channel):
+        await original_group_add(group, channel)
+        if group == generation.control_group_name(conversation.pk):
+            listener.update(task=asyncio.current_task(), loop=asyncio.get_running_loop())
+            listener["joined"].set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener["loop"].create_future()  # until the loop closes; then on
+
+    monkeypatch.setattr(layer, "group_add", group_add_missing_a_cancellation)
+
+    async def view():
+        listener["joined"] = asyncio.Event()
+        generation.start_generation(reply, exchange=[user_message, reply])
+        await listener["joined"].wait()
+
+    rescued = threading.Event()
+
+    def rescue():  # ends the listener if the loop did not close by itself
+        rescued.set()
+        listener["loop"].call_soon_threadsafe(listener["task"].cancel)
+
+    watchdog = threading.Timer(10, rescue)
+    watchdog.start()
+    try:
+        async_to_sync(view)()  # returns once its event loop is closed
+    finally:
+        watchdog.cancel()
+    assert not rescued.is_set()
 
 
 async def test_a_connection_cut_before_any_answer_is_tried_again_and_the_reply_completes(
