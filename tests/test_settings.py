@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-from channels_redis.core import RedisChannelLayer
 
 from tests.live_server import ROOT
 
@@ -65,30 +64,18 @@ def test_postgresql_connections_come_from_a_pool_and_none_is_kept_per_thread():
     assert "WEBCHAT_DB_POOL_SIZE must be at least 1" in refused.stderr
 
 
-def test_a_busy_process_gets_room_for_a_thousand_waiting_frames_in_redis():
-    config = 's.CHANNEL_LAYERS["default"]["CONFIG"]'
+def test_with_redis_frames_go_through_its_publish_subscribe_layer():
+    config = 's.CHANNEL_LAYERS["default"]'
     result = _load_settings(
-        f'{config}["capacity"], {config}["hosts"][0]["max_connections"]',
+        f'{config}["BACKEND"], {config}["CONFIG"]',
         SECRET_KEY="x",
         REDIS_URL="redis://cache.example.com:6379/0",
+        WEBCHAT_CHANNEL_PREFIX="chat-7",
     )
-    assert result.stdout.strip() == "1000 1000"
-    configured = _load_settings(
-        f"{config}['capacity']",
-        SECRET_KEY="x",
-        REDIS_URL="redis://cache.example.com:6379/0",
-        WEBCHAT_REDIS_CHANNEL_CAPACITY="5000",
+    assert result.stdout.strip() == (
+        "channels_redis.pubsub.RedisPubSubChannelLayer "
+        "{'hosts': ['redis://cache.example.com:6379/0'], 'prefix': 'chat-7'}"
     )
-    assert configured.stdout.strip() == "5000"
-
-
-def test_a_redis_read_outlasts_the_blocking_wait_for_frames():
-    result = _load_settings(
-        's.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["socket_timeout"]',
-        SECRET_KEY="x",
-        REDIS_URL="redis://cache.example.com:6379/0",
-    )
-    assert float(result.stdout) > RedisChannelLayer.brpop_timeout + 5
 
 
 def test_models_come_from_a_comma_list_and_the_demo_model_stands_in_without_a_key():

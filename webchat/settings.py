@@ -156,30 +156,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
+    # Redis's publish/subscribe: a frame is published once for its conversation, and Redis
+    # pushes it to the processes with a socket in it. channels-redis's other layer queues
+    # a copy per socket and takes each off Redis in round trips of its own, which a busy
+    # process cannot keep up with (benchmarks/RESULTS.md).
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                # redis-py refuses, not queues, past its pool size (100 by default);
-                # every streaming reply sends frames through it.
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "max_connections": env_int(
-                            "WEBCHAT_REDIS_MAX_CONNECTIONS", 1000, minimum=10
-                        ),
-                        # Each process waits for its sockets' frames in a read that Redis
-                        # holds for up to 5 s (channels-redis's BZPOPMIN). redis-py 8 gives up
-                        # on any read after 5 s by default, which closed an idle socket
-                        # (1011) every 5 s.
-                        "socket_timeout": 15,
-                    }
-                ],
+                "hosts": [REDIS_URL],
                 "prefix": env_str("WEBCHAT_CHANNEL_PREFIX", "webchat"),
-                # Messages waiting for a process (all its sockets share one Redis key) or
-                # for one socket; past it, frames are dropped. channels-redis's default of
-                # 100 is reached within a second by a busy process.
-                "capacity": env_int("WEBCHAT_REDIS_CHANNEL_CAPACITY", 1000, minimum=100),
             },
         }
     }
