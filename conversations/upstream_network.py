@@ -128,8 +128,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                     await self._protocol.drained()
             except TimeoutError:
                 raise httpcore.WriteTimeout("The data could not be sent in time.") from None
-            if self._protocol.error is not None:
-                raise httpcore.WriteError(str(self._protocol.error))
+            if self._transport.is_closing():  # the connection was lost meanwhile
+                raise httpcore.WriteError(str(self._protocol.error or "The connection closed."))
 
     async def aclose(self) -> None:
         self._transport.close()
