@@ -128,9 +128,10 @@ TEMPLATES = [
 
 ASGI_APPLICATION = "webchat.asgi.application"
 
-# Under ASGI each request's database work runs in a thread of its own, so connections
-# are not kept between requests (a kept one would be one per thread, never reused);
-# PostgreSQL takes them from a pool instead.
+# Requests' synchronous work (the ORM, sessions) runs on a fixed set of threads per
+# process (webchat/handlers.py), each keeping its SQLite connection; PostgreSQL's
+# connections come from a pool instead, returned after each request.
+WEBCHAT_REQUEST_THREADS = env_int("WEBCHAT_REQUEST_THREADS", 8, minimum=1)
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
@@ -146,6 +147,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         }
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = None
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets readers proceed while a reply is being saved; NORMAL is safe under WAL.
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
