@@ -46,7 +46,7 @@ from conversations.upstream import (
 
 logger = logging.getLogger(__name__)
 
-# How long a finished generation waits for its publisher, saver and listener to stop.
+# How long a finished generation waits for its publisher and listener to stop.
 BACKGROUND_STOP_SECONDS = 2.0
 # Under load, frames come at most this many times less often than WEBCHAT_FRAME_INTERVAL.
 MAX_SLOWDOWN = 5.0
@@ -187,11 +187,9 @@ class ReplyGeneration:
     async def run(self) -> None:
         self.task = asyncio.current_task()
         self.started_at = time.monotonic()
-        background = [
-            asyncio.create_task(self._publish_frames()),
-            asyncio.create_task(self._save_progress_periodically()),
-            asyncio.create_task(self._answer_sync_requests()),
-        ]
+        publisher = asyncio.create_task(self._publish_frames())
+        saver = asyncio.create_task(self._save_progress_periodically())
+        listener = asyncio.create_task(self._answer_sync_requests())
         try:
             await self._announce()
             self.generating = asyncio.create_task(self._generate())
@@ -220,11 +218,16 @@ class ReplyGeneration:
             # lands inside the channel layer's send can be swallowed there.
             self.finished = True
             self.changed.set()
-            # The saver, too, stops at a flag: cancelled while its write runs in a thread,
-            # it would miss the heartbeat it stored, and _finish would see a takeover.
+            # The saver, too, stops at a flag, and is waited for to the end: its last write
+            # may still be queued behind other database work, and it sets the heartbeat
+            # that _finish's write checks. Cancelled, or left behind, it would run after
+            # that check, and _finish would take the reply for taken over.
             self.stop_saving.set()
-            await self._stop_answering_sync_requests(background[2])
-            _done, stuck = await asyncio.wait(background, timeout=BACKGROUND_STOP_SECONDS)
+            await asyncio.wait([saver])
+            await self._stop_answering_sync_requests(listener)
+            _done, stuck = await asyncio.wait(
+                [publisher, listener], timeout=BACKGROUND_STOP_SECONDS
+            )
             if stuck:
                 logger.warning(
                     "Reply %s: %d helper task(s) did not stop", self.reply.pk, len(stuck)
@@ -234,7 +237,7 @@ class ReplyGeneration:
             # missed its own cancellation (under Python 3.11, asyncio.wait_for around
             # redis-py's socket write returns normally if the write completes as the
             # cancellation comes). The loop would then wait for it forever.
-            background[2].cancel()
+            listener.cancel()
             await asyncio.shield(self._finish())
 
     async def _announce(self) -> None:
@@ -476,7 +479,7 @@ class ReplyGeneration:
             self.reply.pk,
         )
         self.owns_reply = False
-        if self.task is not None:
+        if self.task is not None and not self.finished:
             self.task.cancel()
 
     async def _answer_sync_requests(self) -> None:

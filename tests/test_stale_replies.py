@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 from django.core.management import call_command
 from django.utils import timezone
 
-from conversations import failures, services
+from conversations import failures, generation, services
 from conversations.models import Message
 from tests.factories import ConversationFactory, MessageFactory
 from tests.generation_helpers import (
@@ -185,3 +185,34 @@ async def test_a_generation_taken_for_dead_stops_without_overwriting_the_reply(
     assert 'data-status="interrupted"' in final
     fake_upstream.wait_idle()
     assert fake_upstream.requests[0].disconnected
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_progress_save_still_queued_when_the_stream_ends_does_not_lose_the_reply(
+    async_owner_client, conversation, fake_upstream, settings, monkeypatch, caplog
+):
+    """Under load, database work waits its turn: the last progress save can still be queued
+    when the stream ends. The final write goes after it, not refused as if the reply had
+    been taken over (which left it streaming until marked interrupted)."""
+    settings.WEBCHAT_SAVE_INTERVAL = 0.05
+    monkeypatch.setattr(generation, "BACKGROUND_STOP_SECONDS", 0.01)
+    fake_upstream.reset(token_count=20, token_interval=0.01)
+    queue_moves = asyncio.Event()
+    store = generation.ReplyGeneration._store
+
+    async def store_in_turn(self, fields: dict) -> bool:
+        await queue_moves.wait()  # waiters resume in the order they came
+        return await store(self, fields)
+
+    monkeypatch.setattr(generation.ReplyGeneration, "_store", store_in_turn)
+    await send_message(async_owner_client, conversation)
+    reply = await latest_reply(conversation)
+    await sync_to_async(fake_upstream.wait_for_requests, thread_sensitive=False)()
+    await sync_to_async(fake_upstream.wait_idle, thread_sensitive=False)()
+    await asyncio.sleep(0.1)  # past BACKGROUND_STOP_SECONDS, once the stream has ended
+    queue_moves.set()
+    reply = await finished(reply)
+
+    assert reply.status == "complete"
+    assert reply.content.split() == [f"word{n}" for n in range(20)]
+    assert "taken over" not in caplog.text
