@@ -44,10 +44,9 @@ class PooledThreadsASGIHandler(ASGIHandler):
         self.threads = RequestThreads(settings.WEBCHAT_REQUEST_THREADS)
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            raise ValueError(f"Django serves HTTP connections only, not {scope['type']}.")
+        # Django's own context, entered inside this one, leaves this one in charge.
         async with self.threads.borrowed():
-            await self.handle(scope, receive, send)
+            await super().__call__(scope, receive, send)
 
 
 def get_asgi_application() -> PooledThreadsASGIHandler:
