@@ -69,9 +69,9 @@ def start_generation(reply: Message, *, exchange: list[Message] | None = None) -
     ``exchange`` is the new question and ``reply`` when the caller has just made them;
     other tabs are then shown these instead of the exchange read again from the database.
     """
-    # A fresh context: the request's context sends database work to the thread the
-    # request borrowed (webchat/handlers.py), which refuses it once the response is sent,
-    # long before the reply is done. It keeps the request's language, for the bubble.
+    # A fresh context: the request's context sends database work to the request's own
+    # thread, which Django's handler ends with the response, long before the reply is
+    # done. It keeps the request's language, for the bubble.
     context = contextvars.Context()
     context.run(translation.activate, translation.get_language())
     task = asyncio.get_running_loop().create_task(

@@ -26,7 +26,7 @@ class LiveServer:
         self.env = {
             **os.environ,
             "DATABASE_URL": f"sqlite:///{workdir / 'live.sqlite3'}",
-            "DJANGO_SETTINGS_MODULE": "webchat.settings",
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
             "DEBUG": "false",
             "SECRET_KEY": "live-server-test-secret-key",
             "STATIC_ROOT": str(workdir / "static"),

@@ -23,11 +23,6 @@ NEW_ACCOUNT = {
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def admin(db):
     """The install's administrator (without any user, every page leads to the setup form)."""
     return UserFactory(username="boss", is_staff=True, is_superuser=True)

@@ -26,11 +26,6 @@ USAGE = reverse("admin:conversations_conversation_usage")
 REPLY = "Here is **bold** text and <script>alert('x')</script> as typed.\n\n```python\nx = 1\n```"
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _client(user) -> Client:
     client = Client()
     client.force_login(user)

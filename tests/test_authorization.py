@@ -104,11 +104,6 @@ READERS = {
 CHANGERS = {MEMBERS: READERS[MEMBERS], OWNER: {"owner"}}
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _walk(resolver: URLResolver, prefix: str = "", namespace: str = ""):
     for pattern in resolver.url_patterns:
         route = prefix + str(pattern.pattern)

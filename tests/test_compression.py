@@ -7,7 +7,7 @@ import pytest
 from django.http import HttpResponse, StreamingHttpResponse
 
 from tests.factories import ConversationFactory
-from webchat.middleware import AsyncGZipMiddleware
+from webchat.middleware import compress_text
 
 pytestmark = pytest.mark.django_db
 
@@ -34,25 +34,37 @@ def test_it_sends_a_page_uncompressed_to_a_browser_that_does_not_accept_gzip(own
     assert conversation.title.encode() in response.content
 
 
-def test_it_leaves_images_as_they_are(rf):
-    image = HttpResponse(b"\xff\xd8" + b"\0" * 5000, content_type="image/jpeg")
-    middleware = AsyncGZipMiddleware(lambda request: image)
-    request = rf.get("/attachments/1/", headers={"accept-encoding": "gzip"})
+async def _through_compression(rf, response):
+    async def view(request):
+        return response
 
-    response = middleware.process_response(request, image)
+    request = rf.get("/", headers={"accept-encoding": "gzip"})
+    return await compress_text(view)(request)
+
+
+async def test_it_leaves_images_as_they_are(rf):
+    image = HttpResponse(b"\xff\xd8" + b"\0" * 5000, content_type="image/jpeg")
+
+    response = await _through_compression(rf, image)
 
     assert "Content-Encoding" not in response
 
 
-def test_it_leaves_streamed_files_as_they_are(rf):
-    # A static file served without a compressed copy (in development) is streamed.
+async def test_it_leaves_streamed_responses_as_they_are(rf):
     stylesheet = StreamingHttpResponse(
         iter([b"a { color: red; }\n"] * 500), content_type="text/css"
     )
-    middleware = AsyncGZipMiddleware(lambda request: stylesheet)
-    request = rf.get("/static/webchat/app.css", headers={"accept-encoding": "gzip"})
 
-    response = middleware.process_response(request, stylesheet)
+    response = await _through_compression(rf, stylesheet)
 
     assert "Content-Encoding" not in response
     assert b"".join(response.streaming_content) == b"a { color: red; }\n" * 500
+
+
+async def test_it_compresses_whole_text_responses(rf):
+    page = HttpResponse(b"<p>hello</p>" * 500, content_type="text/html")
+
+    response = await _through_compression(rf, page)
+
+    assert response["Content-Encoding"] == "gzip"
+    assert gzip.decompress(response.content) == b"<p>hello</p>" * 500

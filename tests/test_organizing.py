@@ -15,11 +15,6 @@ from tests.generation_helpers import HTMX, communicator_for
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _url(name: str, conversation: Conversation) -> str:
     return reverse(f"conversations:{name}", args=[conversation.pk])
 

@@ -22,11 +22,6 @@ from tests.factories import ConversationFactory, UserFactory, user_with_role
 HTMX = {"HX-Request": "true"}
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def test_the_migration_creates_the_role_groups_with_their_permissions(db):
     reviewer = Group.objects.get(name=roles.REVIEWER)
     assert set(reviewer.permissions.values_list("codename", flat=True)) == {

@@ -16,11 +16,6 @@ from tests.generation_helpers import HTMX
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _conversation(owner, title: str = "A chat", *texts: str) -> Conversation:
     conversation = ConversationFactory(owner=owner, title=title)
     for text in texts:

@@ -17,18 +17,13 @@ from conversations.search import match_queries, query_terms, search
 from conversations.search_index import MESSAGE_FTS, MESSAGE_INDEX, TITLE_FTS, TITLE_INDEX
 from tests.factories import UserFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 CONVERSATIONS = 5_000
 MESSAGES_EACH = 20
 VOCABULARY = 20_000
 RARE = "zanzibarian"  # in three of the heavy user's messages, and one of someone else's
 RARE_TITLE = "quokkas"  # in two of the heavy user's titles
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from tests.live_server import ROOT
 
 def _load_settings(show: str = "s.WEBCHAT_MODELS", **env: str) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
-    environment.update(env)
+    environment.update(env, DJANGO_SETTINGS_MODULE="webchat.settings")
     return subprocess.run(
         [sys.executable, "-c", f"import webchat.settings as s; print({show})"],
         cwd=ROOT,
@@ -112,18 +112,36 @@ PRODUCTION_ENVIRONMENT = {
 }
 
 
-def test_the_deployment_checks_report_nothing_for_the_documented_production_environment():
+def _deploy_check(**env: str) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
-    environment.update(PRODUCTION_ENVIRONMENT)
-    result = subprocess.run(
+    environment.update(env, DJANGO_SETTINGS_MODULE="webchat.settings")
+    return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
         env=environment,
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 0, result.stderr
-    assert "System check identified no issues" in result.stdout
+
+
+def test_the_deployment_checks_leave_only_the_preload_choice_for_the_documented_environment():
+    result = _deploy_check(**PRODUCTION_ENVIRONMENT)
+    # Joining the browsers' HSTS preload list is the operator's decision, off by default.
+    assert "(security.W021)" in result.stderr, result.stderr
+    assert "System check identified 1 issue" in result.stderr
+
+
+def test_the_deployment_checks_warn_when_tls_is_left_unconfigured():
+    environment = {**PRODUCTION_ENVIRONMENT, "WEBCHAT_BEHIND_TLS_PROXY": "false"}
+    result = _deploy_check(**environment)
+    assert result.returncode != 0
+    for warning in ("W004", "W008", "W012", "W016"):  # HSTS, SSL redirect, secure cookies
+        assert f"(security.{warning})" in result.stderr, result.stderr
+
+
+def test_no_security_check_is_silenced():
+    result = _load_settings("s.__dict__.get('SILENCED_SYSTEM_CHECKS', [])", SECRET_KEY="x")
+    assert result.stdout.strip() == "[]"
 
 
 def test_behind_a_tls_proxy_cookies_are_secure_and_https_is_enforced():

@@ -16,11 +16,6 @@ def _titles_on(settings):
     settings.WEBCHAT_MODEL_TITLES = True
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 async def _exchange(conversation, question: str = "Plan a trip to Seoul", answer: str = "Sure."):
     """A first question and its complete reply, stored."""
     question_message = await sync_to_async(MessageFactory)(

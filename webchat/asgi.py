@@ -2,7 +2,7 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webchat.settings")
 
-from webchat.handlers import get_asgi_application
+from django.core.asgi import get_asgi_application
 
 django_asgi_app = get_asgi_application()
 

@@ -79,7 +79,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "whitenoise.runserver_nostatic",
+    "servestatic.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
@@ -87,22 +87,23 @@ INSTALLED_APPS = [
     "conversations",
 ]
 
-# Every middleware here is async-native, so a request on the chat path never waits
-# for a worker thread (see webchat/middleware.py).
+# Django's own middleware, under their own names, so that its deployment checks see them.
+# ServeStatic (WhiteNoise's maintained, async-capable successor) serves static files without
+# moving each request to a thread; the two of ours add what Django lacks (webchat/middleware.py).
 MIDDLEWARE = [
-    "webchat.middleware.AsyncSecurityMiddleware",
-    "webchat.middleware.AsyncGZipMiddleware",
-    "webchat.middleware.ContentSecurityPolicyMiddleware",
-    "webchat.middleware.AsyncWhiteNoiseMiddleware",
-    "webchat.middleware.AsyncSessionMiddleware",
-    "webchat.middleware.AsyncLocaleMiddleware",
-    "webchat.middleware.AsyncCommonMiddleware",
-    "webchat.middleware.AsyncCsrfViewMiddleware",
-    "webchat.middleware.AsyncAuthenticationMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
+    "webchat.middleware.content_security_policy",
+    "webchat.middleware.compress_text",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
     "conversations.middleware.first_run_setup_middleware",
-    "webchat.middleware.AsyncLoginRequiredMiddleware",
-    "webchat.middleware.AsyncMessageMiddleware",
-    "webchat.middleware.AsyncXFrameOptionsMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -128,10 +129,6 @@ TEMPLATES = [
 
 ASGI_APPLICATION = "webchat.asgi.application"
 
-# Requests' synchronous work (the ORM, sessions) runs on a fixed set of threads per
-# process (webchat/handlers.py), each keeping its SQLite connection; PostgreSQL's
-# connections come from a pool instead, returned after each request.
-WEBCHAT_REQUEST_THREADS = env_int("WEBCHAT_REQUEST_THREADS", 8, minimum=1)
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
@@ -147,7 +144,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         }
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["CONN_MAX_AGE"] = None
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets readers proceed while a reply is being saved; NORMAL is safe under WAL.
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -208,11 +204,11 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "servestatic.storage.CompressedManifestStaticFilesStorage"
         )
     },
 }
-WHITENOISE_USE_FINDERS = DEBUG
+SERVESTATIC_USE_FINDERS = DEBUG
 
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or BASE_DIR / "var" / "media")
 
@@ -323,11 +319,6 @@ if WEBCHAT_BEHIND_TLS_PROXY:
     SECURE_HSTS_PRELOAD = env_bool("WEBCHAT_HSTS_PRELOAD", False)
     # The load balancer probes /healthz over plain HTTP on the loopback.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
-# Django's deployment checks look for its own middleware by dotted path; ours are async-native
-# subclasses of the same classes (webchat/middleware.py, tests/test_async_stack.py). Joining
-# the browsers' HSTS preload list is the operator's decision, off by default.
-SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003", "security.W021"]
-
 # The cache holds the login throttle's counters, so every process must share it.
 if REDIS_URL:
     CACHES = {
