@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
 from django.db.models import Sum
 from django.db.models.fields.files import FieldFile
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_cache_control
 from django.utils.http import content_disposition_header
@@ -152,9 +152,15 @@ async def _posted_images(request: HttpRequest, text: str) -> list[images.Normali
     return normalized
 
 
+async def _posted_form(request: HttpRequest) -> QueryDict:
+    """The posted form, parsed in a worker thread: a message's images are megabytes of
+    multipart body copied to temporary files."""
+    return await asyncio.to_thread(lambda: request.POST)
+
+
 @require_POST
 async def conversation_create(request: HttpRequest) -> HttpResponse:
-    text = request.POST.get("text", "")
+    text = (await _posted_form(request)).get("text", "")
     try:
         posted_images = await _posted_images(request, text)
         system_prompt = await sync_to_async(conversation_settings.preset_system_prompt)(
@@ -178,7 +184,7 @@ async def conversation_create(request: HttpRequest) -> HttpResponse:
 @require_POST
 async def message_create(request: HttpRequest, conversation_id: int) -> HttpResponse:
     conversation = await _get_conversation_for_user(request, conversation_id)
-    text = request.POST.get("text", "")
+    text = (await _posted_form(request)).get("text", "")
     try:
         posted_images = await _posted_images(request, text)
         user_message, reply = await sync_to_async(services.message_send)(

@@ -224,7 +224,7 @@ def test_every_string_of_the_sources_is_in_the_korean_catalog(tmp_path):
     gathered = subprocess.run(
         [sys.executable, "manage.py", "makemessages", "--locale=ko", "--no-obsolete"],
         cwd=tmp_path,
-        env={**os.environ, "DEBUG": "1"},
+        env={**os.environ, "DEBUG": "1", "DJANGO_SETTINGS_MODULE": "webchat.settings"},
         capture_output=True,
         text=True,
         check=False,
