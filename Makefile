@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export DJANGO_SETTINGS_MODULE := webchat.settings
 
-.PHONY: run test bench messages audit lint format clean
+.PHONY: run test quick bench messages audit lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ test: $(VENV)/.installed-test
 	$(BIN)/pytest -n auto -q -m "not browser"
 	# One browser and one server at a time: on a small machine they race otherwise.
 	$(BIN)/pytest -q -m browser
+
+# Every test but the browser and scale ones, for a quick check while working.
+quick: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/pytest -n auto -q -m "not browser and not slow"
 
 # What Webchat adds to the model's latency and what it costs to run (benchmarks/RESULTS.md).
 # With DATABASE_URL (PostgreSQL) and REDIS_URL set, also two processes on them.
