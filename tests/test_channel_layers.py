@@ -1,18 +1,18 @@
-"""The channel layers. The in-memory one: the stock one's behaviour, at a cost per frame
+"""The channel layers. The local one: the stock in-memory layer's rules, at a cost per frame
 that does not grow with the number of open sockets. Redis: an idle socket keeps waiting."""
 
 import asyncio
 
 import pytest
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from webchat import channel_layers
-from webchat.channel_layers import SweepingInMemoryChannelLayer
+from webchat.channel_layers import LocalChannelLayer
 
 
 async def test_a_group_send_reaches_every_member():
-    layer = SweepingInMemoryChannelLayer()
+    layer = LocalChannelLayer()
     members = [await layer.new_channel() for _ in range(3)]
     for channel in members:
         await layer.group_add("conversation_1", channel)
@@ -24,7 +24,7 @@ async def test_a_group_send_reaches_every_member():
 
 
 async def test_a_full_member_does_not_keep_a_frame_from_the_others():
-    layer = SweepingInMemoryChannelLayer(capacity=1)
+    layer = LocalChannelLayer(capacity=1)
     full, other = await layer.new_channel(), await layer.new_channel()
     await layer.group_add("conversation_1", full)
     await layer.send(full, {"type": "chat.frame", "html": "waiting"})
@@ -36,21 +36,86 @@ async def test_a_full_member_does_not_keep_a_frame_from_the_others():
     assert (await layer.receive(full))["html"] == "waiting"
 
 
-async def test_it_sweeps_expired_entries_once_a_second_not_on_every_frame(monkeypatch):
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(channel_layers.time, "monotonic", clock)
+    return clock
+
+
+async def test_it_sweeps_expired_entries_once_a_second_not_on_every_frame(clock, monkeypatch):
+    layer = LocalChannelLayer()
     sweeps = []
-    monkeypatch.setattr(InMemoryChannelLayer, "_clean_expired", lambda self: sweeps.append(1))
-    now = [1000.0]
-    monkeypatch.setattr(channel_layers.time, "monotonic", lambda: now[0])
-    layer = SweepingInMemoryChannelLayer()
+    monkeypatch.setattr(layer, "sweep", sweeps.append)
     await layer.group_add("conversation_1", await layer.new_channel())
 
     for _ in range(10):
         await layer.group_send("conversation_1", {"type": "chat.frame", "html": "x"})
-    now[0] += channel_layers.SWEEP_INTERVAL
-
+    clock.now += channel_layers.SWEEP_INTERVAL
     await layer.group_send("conversation_1", {"type": "chat.frame", "html": "x"})
 
-    assert len(sweeps) == 2
+    assert sweeps == [clock.now]
+
+
+async def test_a_channel_whose_message_expired_is_dropped_from_its_groups(clock):
+    layer = LocalChannelLayer(expiry=60)
+    gone, listening = await layer.new_channel(), await layer.new_channel()
+    for channel in (gone, listening):
+        await layer.group_add("conversation_1", channel)
+    await layer.group_send("conversation_1", {"type": "chat.frame", "html": "old"})
+    assert (await layer.receive(listening))["html"] == "old"
+
+    clock.now += 61
+    await layer.group_send("conversation_1", {"type": "chat.frame", "html": "new"})
+
+    assert layer.groups["conversation_1"].keys() == {listening}
+    assert (await layer.receive(listening))["html"] == "new"
+
+
+async def test_a_message_that_expired_before_its_turn_is_never_delivered(clock):
+    layer = LocalChannelLayer(expiry=60)
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "chat.frame", "html": "stale"})
+    clock.now += 30
+    await layer.send(channel, {"type": "chat.frame", "html": "fresh"})
+    clock.now += 31
+
+    assert (await layer.receive(channel))["html"] == "fresh"
+
+
+async def test_a_membership_ends_after_the_group_expiry(clock):
+    layer = LocalChannelLayer(group_expiry=100)
+    channel = await layer.new_channel()
+    await layer.group_add("conversation_1", channel)
+
+    clock.now += 101
+    await layer.group_send("conversation_1", {"type": "chat.frame", "html": "x"})
+
+    assert "conversation_1" not in layer.groups
+
+
+async def test_a_socket_that_leaves_leaves_nothing_behind():
+    layer = LocalChannelLayer()
+    channel = await layer.new_channel()
+    await layer.group_add("conversation_1", channel)
+    waiting = asyncio.create_task(layer.receive(channel))
+    await asyncio.sleep(0)
+
+    waiting.cancel()
+    await layer.group_discard("conversation_1", channel)
+
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert layer.channels == {}
+    assert layer.groups == {}
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (REDIS_URL)")

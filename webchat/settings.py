@@ -168,9 +168,9 @@ if REDIS_URL:
         }
     }
 else:
-    # Channels' in-memory layer, sweeping expired entries once a second rather than on
-    # every send and receive (webchat/channel_layers.py).
-    CHANNEL_LAYERS = {"default": {"BACKEND": "webchat.channel_layers.SweepingInMemoryChannelLayer"}}
+    # One process: a local layer whose cost per frame does not grow with the number of
+    # sockets, as Channels' own in-memory layer's does (webchat/channel_layers.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "webchat.channel_layers.LocalChannelLayer"}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
