@@ -12,12 +12,16 @@ from dataclasses import dataclass
 
 import httpx
 
+from conversations.services import CONTINUE_INSTRUCTION
+
 MODEL = "webchat-demo"
 FIRST_TOKEN_DELAY = 0.3
 TOKEN_INTERVAL = 0.03
 TITLE = "Demo conversation"
 TITLE_WORDS = 5
 QUOTE_MAX_CHARS = 60
+# Continuing a reply that is not the start of the canned one: there is nothing to resume.
+NOTHING_TO_ADD = "\n\nThat is all the demo model has to say."
 
 REPLY = """## Hello from Webchat
 
@@ -45,6 +49,16 @@ def greet(name: str) -> str:
 
 
 def demo_reply(messages: list) -> str:
+    """The canned reply; asked to continue the start of it, the rest of it."""
+    if not _asks_to_continue(messages):
+        return _canned_reply(messages)
+    partial, whole = messages[-2]["content"], _canned_reply(messages[:-2])
+    if len(partial) < len(whole) and whole.startswith(partial):
+        return whole[len(partial) :]
+    return NOTHING_TO_ADD
+
+
+def _canned_reply(messages: list) -> str:
     """The canned reply, quoting the start of the last user message."""
     text = " ".join(_last_user_text(messages).split())
     if len(text) > QUOTE_MAX_CHARS:
@@ -55,6 +69,16 @@ def demo_reply(messages: list) -> str:
 def demo_title(messages: list) -> str:
     """The answer to a non-streamed request (a title): the message's first words."""
     return " ".join(_last_user_text(messages).split()[:TITLE_WORDS]) or TITLE
+
+
+def _asks_to_continue(messages: list) -> bool:
+    """Whether the messages end as services.history_for_reply ends a Continue: the partial
+    reply, then the instruction to go on."""
+    return (
+        len(messages) >= 2
+        and messages[-2]["role"] == "assistant"
+        and messages[-1] == {"role": "user", "content": CONTINUE_INSTRUCTION}
+    )
 
 
 def _last_user_text(messages: list) -> str:
