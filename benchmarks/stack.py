@@ -59,7 +59,7 @@ def free_port() -> int:
 
 
 class FakeUpstreamProcess:
-    """``python -m conversations.fake_upstream`` with a request log to read timings from."""
+    """``python -m tests.fake_upstream`` with a request log to read timings from."""
 
     def __init__(self, workdir: Path, pace: Upstream) -> None:
         self.log = workdir / "upstream-requests.jsonl"
@@ -73,7 +73,7 @@ class FakeUpstreamProcess:
         command = [
             sys.executable,
             "-m",
-            "conversations.fake_upstream",
+            "tests.fake_upstream",
             "--port=0",
             f"--first-token-delay={self.pace.first_token_delay}",
             f"--token-interval={self.pace.token_interval}",

@@ -1,22 +1,18 @@
 """The built-in demo model, answering in-process when no API key is configured.
 
-It speaks the same SSE as the fake upstream, so the real client code path runs.
+It is an httpx transport speaking the API's SSE, so the real client code path runs.
 """
 
 import asyncio
 import json
+import re
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import httpx
 
-from conversations.fake_upstream import (
-    DONE,
-    ChunkEncoder,
-    completion_payload,
-    count_prompt_tokens,
-    split_into_tokens,
-    usage_payload,
-)
+from conversations.services import CONTINUE_INSTRUCTION
 
 MODEL = "webchat-demo"
 FIRST_TOKEN_DELAY = 0.3
@@ -24,6 +20,8 @@ TOKEN_INTERVAL = 0.03
 TITLE = "Demo conversation"
 TITLE_WORDS = 5
 QUOTE_MAX_CHARS = 60
+# Continuing a reply that is not the start of the canned one: there is nothing to resume.
+NOTHING_TO_ADD = "\n\nThat is all the demo model has to say."
 
 REPLY = """## Hello from Webchat
 
@@ -51,6 +49,16 @@ def greet(name: str) -> str:
 
 
 def demo_reply(messages: list) -> str:
+    """The canned reply; asked to continue the start of it, the rest of it."""
+    if not _asks_to_continue(messages):
+        return _canned_reply(messages)
+    partial, whole = messages[-2]["content"], _canned_reply(messages[:-2])
+    if len(partial) < len(whole) and whole.startswith(partial):
+        return whole[len(partial) :]
+    return NOTHING_TO_ADD
+
+
+def _canned_reply(messages: list) -> str:
     """The canned reply, quoting the start of the last user message."""
     text = " ".join(_last_user_text(messages).split())
     if len(text) > QUOTE_MAX_CHARS:
@@ -59,84 +67,90 @@ def demo_reply(messages: list) -> str:
 
 
 def demo_title(messages: list) -> str:
-    """The answer to a non-streamed request (a conversation's title): the message's first
-    words."""
+    """The answer to a non-streamed request (a title): the message's first words."""
     return " ".join(_last_user_text(messages).split()[:TITLE_WORDS]) or TITLE
 
 
+def _asks_to_continue(messages: list) -> bool:
+    """Whether the messages end as services.history_for_reply ends a Continue: the partial
+    reply, then the instruction to go on."""
+    return (
+        len(messages) >= 2
+        and messages[-2]["role"] == "assistant"
+        and messages[-1] == {"role": "user", "content": CONTINUE_INSTRUCTION}
+    )
+
+
 def _last_user_text(messages: list) -> str:
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):
-                return " ".join(
-                    part["text"]
-                    for part in content
-                    if isinstance(part, dict) and isinstance(part.get("text"), str)
-                )
-            return content if isinstance(content, str) else ""
-    return ""
+    users = [message for message in messages if message["role"] == "user"]
+    return _text_of(users[-1]) if users else ""
 
 
+def _text_of(message: dict) -> str:
+    """A message's text; with images, its content is a list of parts."""
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return " ".join(part["text"] for part in content if part.get("type") == "text")
+
+
+def _pieces(text: str) -> list[str]:
+    """Word-sized pieces to stream, each word with the whitespace after it."""
+    return re.findall(r"\S+\s*|\s+", text)
+
+
+def _usage(messages: list, completion_tokens: int) -> dict:
+    """Usage with words standing in for tokens."""
+    prompt_tokens = sum(len(_text_of(message).split()) for message in messages)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+@dataclass(kw_only=True)
 class DemoTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that answers chat completions as the demo model."""
+    """An httpx transport that answers the app's chat completions as the demo model."""
 
-    def __init__(
-        self,
-        *,
-        first_token_delay: float = FIRST_TOKEN_DELAY,
-        token_interval: float = TOKEN_INTERVAL,
-    ) -> None:
-        self._first_token_delay = first_token_delay
-        self._token_interval = token_interval
+    first_token_delay: float = FIRST_TOKEN_DELAY
+    token_interval: float = TOKEN_INTERVAL
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.method != "POST" or not request.url.path.endswith("/chat/completions"):
-            return httpx.Response(404, json={"error": {"message": "The demo only chats."}})
-        try:
-            body = json.loads(await request.aread())
-            messages = body.get("messages") or []
-        except (ValueError, AttributeError):
-            return httpx.Response(400, json={"error": {"message": "The body is not JSON."}})
-        model = str(body.get("model") or MODEL)
-        prompt_tokens = count_prompt_tokens(messages)
+        body = json.loads(await request.aread())
+        model, messages = body.get("model") or MODEL, body["messages"]
         if not body.get("stream"):
             title = demo_title(messages)
-            usage = usage_payload(
-                prompt_tokens=prompt_tokens,
-                completion_tokens=len(split_into_tokens(title)),
-                reasoning_tokens=0,
-            )
-            payload = completion_payload(
-                model=model, content=title, reasoning="", finish_reason="stop", usage=usage
-            )
-            return httpx.Response(200, json=payload)
-        tokens = split_into_tokens(demo_reply(messages))
-        usage = usage_payload(
-            prompt_tokens=prompt_tokens, completion_tokens=len(tokens), reasoning_tokens=0
-        )
-        encoder = ChunkEncoder(model)
-        steps = [(0.0, encoder.role())]
-        steps += [
-            (self._first_token_delay if index == 0 else self._token_interval, encoder.content(text))
-            for index, text in enumerate(tokens)
-        ]
-        steps += [(0.0, encoder.finish("stop")), (0.0, encoder.usage(usage)), (0.0, DONE)]
+            message = {"role": "assistant", "content": title}
+            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            usage = _usage(messages, len(_pieces(title)))
+            return httpx.Response(200, json={"model": model, "choices": [choice], "usage": usage})
         return httpx.Response(
             200,
             headers={"content-type": "text/event-stream; charset=utf-8"},
-            stream=_PacedStream(steps),
+            content=self._stream(model, messages),
         )
 
+    async def _stream(self, model: str, messages: list) -> AsyncIterator[bytes]:
+        """The reply's chunks as the API streams them, paced like a network would."""
+        pieces = _pieces(demo_reply(messages))
+        head = {
+            "id": f"chatcmpl-demo-{time.time_ns()}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
 
-class _PacedStream(httpx.AsyncByteStream):
-    """A response body that yields each piece after its delay, like a network would."""
+        def event(choices: list, **extra: object) -> bytes:
+            return b"data: " + json.dumps({**head, "choices": choices, **extra}).encode() + b"\n\n"
 
-    def __init__(self, steps: list[tuple[float, bytes]]) -> None:
-        self._steps = steps
+        def chunk(delta: dict, finish_reason: str | None = None) -> bytes:
+            return event([{"index": 0, "delta": delta, "finish_reason": finish_reason}])
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for delay, data in self._steps:
-            if delay:
-                await asyncio.sleep(delay)
-            yield data
+        yield chunk({"role": "assistant", "content": ""})
+        for index, piece in enumerate(pieces):
+            await asyncio.sleep(self.first_token_delay if index == 0 else self.token_interval)
+            yield chunk({"content": piece})
+        yield chunk({}, "stop")
+        yield event([], usage=_usage(messages, len(pieces)))
+        yield b"data: [DONE]\n\n"

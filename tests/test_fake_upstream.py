@@ -4,11 +4,14 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from conversations.fake_upstream import DONE, FakeUpstream, FakeUpstreamConfig, split_into_tokens
+from tests.fake_upstream import DONE, FakeUpstream, FakeUpstreamConfig, split_into_tokens
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CHAT_BODY = {
     "model": "fake-model",
@@ -164,8 +167,9 @@ def test_config_rejects_an_unknown_failure():
 
 
 def test_it_runs_as_a_command():
-    command = [sys.executable, "-m", "conversations.fake_upstream", "--port", "0"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+    command = [sys.executable, "-m", "tests.fake_upstream", "--port", "0"]
+    # Test code is importable from the repository's root only, as `make bench` runs it.
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True) as process:
         try:
             base_url = process.stdout.readline().strip()
             response = httpx.get(f"{base_url}/models", timeout=5)

@@ -9,8 +9,8 @@ import httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conversations.fake_upstream import DONE, ChunkEncoder
 from conversations.upstream import ChatRequest, ContentDelta, UpstreamClient, UpstreamError
+from tests.fake_upstream import DONE, ChunkEncoder
 
 FUZZ = settings(max_examples=150, deadline=None)
 REQUEST = ChatRequest(model="fake-model", messages=[{"role": "user", "content": "hi"}])

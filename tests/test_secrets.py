@@ -14,10 +14,10 @@ from django.test import Client
 from django.urls import include, path, reverse
 
 from conversations import upstream
-from conversations.fake_upstream import FAILURES
 from conversations.generation import running_generation
 from conversations.models import Message
 from conversations.routing import websocket_urlpatterns
+from tests.fake_upstream import FAILURES
 from tests.live_server import LiveServer
 
 CANARY = "sk-webchat-canary-7f3e91c4d2b8a6f0"

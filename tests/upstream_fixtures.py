@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from conversations import upstream
-from conversations.fake_upstream import FakeUpstream
+from tests.fake_upstream import FakeUpstream
 
 TEST_API_KEY = "test-key-not-secret"
 

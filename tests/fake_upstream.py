@@ -3,7 +3,8 @@
 For tests, benchmarks and manual runs. It is a bare ASGI app run by uvicorn in a
 background thread; the test thread may change its config at any time.
 
-Run it by hand with ``python -m conversations.fake_upstream --port 8001``.
+Run it by hand from the repository's root with ``python -m tests.fake_upstream --port 8001``;
+uvicorn comes with the ``test`` and ``bench`` extras.
 """
 
 import argparse
@@ -60,7 +61,7 @@ Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
 
 
-# --- Encoding, shared with the demo model -------------------------------------------
+# --- Encoding -------------------------------------------------------------------------
 
 
 def encode_event(payload: dict) -> bytes:
