@@ -8,6 +8,9 @@ at once through ``conversations.upstream.UpstreamClient`` with each transport in
 (repetitions interleaved, so that a busy neighbour hurts every transport alike), and
 reports its own CPU time (``time.process_time()``: user and system, all threads) divided
 by the chunks it received, the median over the repetitions and their range.
+
+httpx-aiohttp is not one of Webchat's dependencies: ``pip install httpx-aiohttp`` to
+measure it too.
 """
 
 import argparse
@@ -86,8 +89,6 @@ async def _serve(chunks: int) -> None:
 
 def _transports() -> dict[str, Callable[[], httpx.AsyncBaseTransport] | None]:
     """Each transport by name; None when its package is not installed."""
-    from conversations.upstream_network import UpstreamTransport
-
     try:
         from httpx_aiohttp import AiohttpTransport
     except ImportError:
@@ -95,9 +96,6 @@ def _transports() -> dict[str, Callable[[], httpx.AsyncBaseTransport] | None]:
 
     return {
         "httpx (its default transport)": lambda: httpx.AsyncHTTPTransport(limits=LIMITS),
-        "httpx over asyncio's transports (conversations/upstream_network.py)": (
-            lambda: UpstreamTransport(limits=LIMITS)
-        ),
         "httpx over httpx-aiohttp's AiohttpTransport": (
             AiohttpTransport and (lambda: AiohttpTransport(limits=LIMITS))
         ),

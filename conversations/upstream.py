@@ -17,8 +17,6 @@ from weakref import WeakKeyDictionary
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
-from conversations.upstream_network import UpstreamTransport
-
 MAX_ERROR_MESSAGE_CHARS = 300
 REDACTED = "[redacted]"
 DRAIN_SECONDS = 0.5
@@ -260,6 +258,8 @@ class UpstreamClient:
         self._chat_url = base_url.rstrip("/") + "/chat/completions"
         self._api_key = api_key
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # httpx's own transport (no ``transport``): it reads HTTPS_PROXY, HTTP_PROXY,
+        # ALL_PROXY, NO_PROXY and SSL_CERT_FILE or SSL_CERT_DIR from the environment.
         self._http = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(
@@ -268,7 +268,8 @@ class UpstreamClient:
                 write=connect_timeout,
                 pool=connect_timeout,
             ),
-            transport=transport or UpstreamTransport(limits=LIMITS),
+            limits=LIMITS,
+            transport=transport,
         )
 
     async def __aenter__(self) -> Self:
