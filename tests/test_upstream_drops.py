@@ -9,12 +9,20 @@ import random
 
 import pytest
 
+from conversations import failures, upstream
 from conversations.upstream import (
     ENDED_EARLY,
     ChatRequest,
     ContentDelta,
     UpstreamClient,
     UpstreamError,
+)
+from tests.generation_helpers import (
+    communicator_for,
+    finished,
+    frames_until_final,
+    latest_reply,
+    send_message,
 )
 from tests.upstream_fixtures import TEST_API_KEY
 
@@ -142,3 +150,29 @@ async def test_a_chunked_body_cut_off_keeps_every_complete_chunk(seed):
     assert text == _text_of_complete_events(sent)
     assert error is not None
     assert error.kind == "connection"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("seed", range(3))
+async def test_a_reply_cut_off_is_stored_with_every_complete_chunk(
+    async_owner_client, conversation, owner, settings, seed
+):
+    sent, pieces = _random_pieces(random.Random(seed))
+    settings.WEBCHAT_API_KEY = TEST_API_KEY
+    settings.WEBCHAT_DEMO_MODE = False
+    settings.WEBCHAT_MODEL_TITLES = False
+    upstream.reset_clients()
+
+    async with asyncio.timeout(20), CuttingUpstream(pieces, framing="close") as base_url:
+        settings.WEBCHAT_API_BASE = base_url
+        communicator = communicator_for(conversation.pk, owner)
+        assert (await communicator.connect())[0]
+        await send_message(async_owner_client, conversation)
+        reply = await latest_reply(conversation)
+        await frames_until_final(communicator, reply)
+        await communicator.disconnect()
+        reply = await finished(reply)
+    upstream.reset_clients()
+
+    assert (reply.status, reply.error_code) == ("interrupted", failures.STREAM)
+    assert reply.content == _text_of_complete_events(sent)
