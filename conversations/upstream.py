@@ -17,8 +17,6 @@ from weakref import WeakKeyDictionary
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
-from conversations.upstream_network import UpstreamTransport
-
 MAX_ERROR_MESSAGE_CHARS = 300
 REDACTED = "[redacted]"
 DRAIN_SECONDS = 0.5
@@ -260,6 +258,9 @@ class UpstreamClient:
         self._chat_url = base_url.rstrip("/") + "/chat/completions"
         self._api_key = api_key
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # httpx's own transport (no ``transport``): it reads HTTPS_PROXY, HTTP_PROXY,
+        # ALL_PROXY, NO_PROXY and SSL_CERT_FILE or SSL_CERT_DIR from the environment.
+        # Redirects are not followed (see _raise_for_status).
         self._http = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(
@@ -268,7 +269,8 @@ class UpstreamClient:
                 write=connect_timeout,
                 pool=connect_timeout,
             ),
-            transport=transport or UpstreamTransport(limits=LIMITS),
+            limits=LIMITS,
+            transport=transport,
         )
 
     async def __aenter__(self) -> Self:
@@ -357,6 +359,15 @@ class UpstreamClient:
             return
         await response.aread()
         status = response.status_code
+        if response.has_redirect_location:
+            # Never followed: the key would go along to wherever it points.
+            location = response.url.join(response.headers["location"])
+            raise self._error(
+                f"The upstream answered HTTP {status}, moved to {location}: set "
+                "WEBCHAT_API_BASE to the new address if it is to be trusted.",
+                kind="http",
+                status_code=status,
+            )
         raise self._error(
             error_message_from_body(response.text) or f"HTTP {status} from the upstream",
             kind="http",
