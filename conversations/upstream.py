@@ -292,9 +292,8 @@ class UpstreamClient:
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
         body = request.body(stream=True)
         try:
-            async with self._http.stream(
-                "POST", self._chat_url, json=body, headers=headers
-            ) as response:
+            sent = self._http.build_request("POST", self._chat_url, json=body, headers=headers)
+            async with contextlib.aclosing(await self._send(sent)) as response:
                 await self._raise_for_status(response)
                 content_type = response.headers.get("content-type", "").lower()
                 if not content_type.startswith("text/event-stream"):
@@ -330,10 +329,21 @@ class UpstreamClient:
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc
 
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        """Send, trying once more on a fresh connection when the one used was closed or
+        reset before any answer: an upstream may drop a kept-alive connection just as it is
+        used again."""
+        try:
+            return await self._http.send(request, stream=True)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+            return await self._http.send(request, stream=True)
+
     async def complete_chat(self, request: ChatRequest) -> Completion:
         """Ask for a whole reply in one response."""
         try:
-            response = await self._http.post(self._chat_url, json=request.body(stream=False))
+            sent = self._http.build_request("POST", self._chat_url, json=request.body(stream=False))
+            async with contextlib.aclosing(await self._send(sent)) as response:
+                await response.aread()
             await self._raise_for_status(response)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc

@@ -222,6 +222,40 @@ async def test_a_kept_alive_connection_the_upstream_closed_is_not_used_again(fak
     assert first.client_port != second.client_port
 
 
+def _dropping_then_answering(drops: int):
+    """A transport whose first ``drops`` requests find their connection closed before any
+    answer, and whose next ones are answered."""
+    sent = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.read())
+        if len(sent) <= drops:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        chunk = b'data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\ndata: [DONE]\n\n'
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=chunk)
+
+    return httpx.MockTransport(answer), sent
+
+
+async def test_a_request_whose_connection_closed_before_any_answer_is_sent_once_more():
+    transport, sent = _dropping_then_answering(drops=1)
+    async with _client("http://upstream.example/v1", transport) as client:
+        assert await _streamed_text(client) == "Hi"
+
+    assert len(sent) == 2
+    assert sent[0] == sent[1]
+
+
+async def test_a_request_is_sent_at_most_twice():
+    transport, sent = _dropping_then_answering(drops=2)
+    async with _client("http://upstream.example/v1", transport) as client:
+        with pytest.raises(UpstreamError) as failed:
+            await _streamed_text(client)
+
+    assert failed.value.kind == "connection"
+    assert len(sent) == 2
+
+
 # Redirects
 
 
