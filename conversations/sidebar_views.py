@@ -12,27 +12,15 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from conversations import organizing, search, titles
 from conversations.views import _get_conversation_for_user, _sidebar_conversations
+from webchat.return_url import return_url
 
 SIDEBAR_RESULTS = 20
 PAGE_RESULTS = 50
-
-
-def _return_url(request: HttpRequest, default: str) -> str:
-    """The page to go back to: ``next`` (or, with htmx, the page the request came from)
-    when it is a page of this site, else ``default``."""
-    url = request.POST.get("next") or request.GET.get("next")
-    if not url and request.htmx:
-        url = request.htmx.current_url_abs_path
-    safe = url and url_has_allowed_host_and_scheme(
-        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    )
-    return url if safe else default
 
 
 async def _conversation_list(request: HttpRequest, return_to: str) -> HttpResponse:
@@ -65,7 +53,7 @@ async def conversation_menu(request: HttpRequest, conversation_id: int) -> HttpR
     conversation = await _get_conversation_for_user(request, conversation_id)
     context = {
         "conversation": conversation,
-        "return_to": _return_url(request, conversation.get_absolute_url()),
+        "return_to": return_url(request, conversation.get_absolute_url()),
     }
     if request.htmx:
         return render(request, "conversations/partials/_conversation_menu.html", context)
@@ -75,7 +63,7 @@ async def conversation_menu(request: HttpRequest, conversation_id: int) -> HttpR
 @require_http_methods(["GET", "POST"])
 async def conversation_rename(request: HttpRequest, conversation_id: int) -> HttpResponse:
     conversation = await _get_conversation_for_user(request, conversation_id)
-    return_to = _return_url(request, conversation.get_absolute_url())
+    return_to = return_url(request, conversation.get_absolute_url())
     context = {"conversation": conversation, "return_to": return_to, "title": conversation.title}
     if request.method == "GET":
         return _form(request, "rename", context)
@@ -93,7 +81,7 @@ async def conversation_rename(request: HttpRequest, conversation_id: int) -> Htt
 
 async def _pin(request: HttpRequest, conversation_id: int, *, pinned: bool) -> HttpResponse:
     conversation = await _get_conversation_for_user(request, conversation_id)
-    return_to = _return_url(request, conversation.get_absolute_url())
+    return_to = return_url(request, conversation.get_absolute_url())
     await sync_to_async(organizing.conversation_pin)(conversation=conversation, pinned=pinned)
     if request.htmx:
         return await _conversation_list(request, return_to)
@@ -115,7 +103,7 @@ async def conversation_delete(request: HttpRequest, conversation_id: int) -> Htt
     """Ask first (GET), then delete (POST)."""
     conversation = await _get_conversation_for_user(request, conversation_id)
     index = reverse("conversations:index")
-    return_to = _return_url(request, index)
+    return_to = return_url(request, index)
     own_page = conversation.get_absolute_url()
     context = {"conversation": conversation, "return_to": return_to}
     if request.method == "GET":

@@ -2,8 +2,6 @@ import asyncio
 from pathlib import PurePath
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model, login
-from django.contrib.auth.decorators import login_not_required
 from django.db.models import Sum
 from django.db.models.fields.files import FieldFile
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -14,8 +12,8 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
+from accounts import access
 from conversations import (
-    access,
     attachments,
     conversation_settings,
     frames,
@@ -24,7 +22,6 @@ from conversations import (
     services,
     tree,
 )
-from conversations.forms import FirstAdminForm
 from conversations.generation import start_generation
 from conversations.models import Attachment, Conversation, Message, Preset
 
@@ -337,17 +334,3 @@ async def _stored_image(stored: FieldFile, content_type: str, filename: str) -> 
 def _read_stored(stored: FieldFile) -> bytes:
     with stored.storage.open(stored.name, "rb") as file:
         return file.read()
-
-
-@login_not_required
-@require_http_methods(["GET", "POST"])
-def first_admin_setup(request: HttpRequest) -> HttpResponse:
-    """On a fresh install, the first visitor creates the first admin account."""
-    if get_user_model().objects.exists():
-        return redirect("conversations:index")
-    form = FirstAdminForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user)
-        return redirect("conversations:index")
-    return render(request, "setup.html", {"form": form})

@@ -10,8 +10,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from conversations import roles
-from conversations.models import Invitation
+from accounts import roles
+from accounts.models import Invitation
 from tests.factories import UserFactory
 
 NEW_ACCOUNT = {
@@ -91,11 +91,11 @@ def test_an_invitation_to_review_makes_a_staff_account(client, db):
 def test_an_admin_creates_an_invitation_with_a_link_to_hand_out(admin):
     client = Client()
     client.force_login(admin)
-    form = client.get(reverse("admin:conversations_invitation_add")).content.decode()
+    form = client.get(reverse("admin:accounts_invitation_add")).content.decode()
     assert 'name="expires_at_0"' in form
     expires = timezone.now() + timedelta(days=2)
     response = client.post(
-        reverse("admin:conversations_invitation_add"),
+        reverse("admin:accounts_invitation_add"),
         {
             "group": Group.objects.get(name=roles.MEMBER).pk,
             "expires_at_0": expires.strftime("%Y-%m-%d"),
@@ -105,7 +105,7 @@ def test_an_admin_creates_an_invitation_with_a_link_to_hand_out(admin):
     assert response.status_code == 302
     invitation = Invitation.objects.get()
     assert invitation.created_by == admin
-    page = client.get(reverse("admin:conversations_invitation_change", args=[invitation.pk]))
+    page = client.get(reverse("admin:accounts_invitation_change", args=[invitation.pk]))
     assert invitation.get_absolute_url() in page.content.decode()
 
 

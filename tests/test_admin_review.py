@@ -16,8 +16,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from conversations import images, roles, services
-from conversations.models import Conversation, Flag, Message, ReviewAccess
+from accounts import roles
+from conversations import images, services
+from conversations.models import Conversation, Message
+from review.models import Flag, ReviewAccess
 from tests import image_files
 from tests.factories import ConversationFactory, MessageFactory, UserFactory, user_with_role
 
@@ -109,7 +111,7 @@ def chat(member):
 
 def test_a_member_cannot_reach_the_admin(member, chat):
     client = _client(member)
-    for url in (CHANGELIST, _page(chat), USAGE, reverse("admin:conversations_flag_changelist")):
+    for url in (CHANGELIST, _page(chat), USAGE, reverse("admin:review_flag_changelist")):
         response = client.get(url)
         assert response.status_code == 302
         assert response["Location"].startswith("/admin/login/")
@@ -135,11 +137,11 @@ def test_a_reviewer_reads_but_cannot_change_or_delete(reviewer, chat, settings):
 def test_a_reviewer_cannot_add_edit_or_delete_flags_beyond_clearing(reviewer, chat):
     flag = Flag.objects.create(conversation=chat, note="Rude", flagged_by=reviewer)
     client = _client(reviewer)
-    change = reverse("admin:conversations_flag_change", args=[flag.pk])
+    change = reverse("admin:review_flag_change", args=[flag.pk])
     assert client.get(change).status_code == 200
     assert client.post(change, {"note": "Edited"}).status_code == 403
-    assert client.get(reverse("admin:conversations_flag_add")).status_code == 403
-    delete = reverse("admin:conversations_flag_delete", args=[flag.pk])
+    assert client.get(reverse("admin:review_flag_add")).status_code == 403
+    delete = reverse("admin:review_flag_delete", args=[flag.pk])
     assert client.post(delete, {"post": "yes"}).status_code == 403
     flag.refresh_from_db()
     assert flag.note == "Rude"
@@ -238,20 +240,20 @@ def test_a_reviewer_flags_a_message_and_clears_the_flag(reviewer, chat):
 
     page = client.get(_page(chat)).content.decode()
     assert "Made-up fact" in page
-    assert reverse("admin:conversations_flag_clear", args=[flag.pk]) in page
-    flagged = client.get(reverse("admin:conversations_flag_changelist")).content.decode()
+    assert reverse("admin:review_flag_clear", args=[flag.pk]) in page
+    flagged = client.get(reverse("admin:review_flag_changelist")).content.decode()
     assert "Made-up fact" in flagged
 
     response = client.post(
-        reverse("admin:conversations_flag_clear", args=[flag.pk]), {"next": _page(chat)}
+        reverse("admin:review_flag_clear", args=[flag.pk]), {"next": _page(chat)}
     )
     assert response["Location"] == _page(chat)
     flag.refresh_from_db()
     assert flag.cleared_by == reviewer
     assert flag.cleared_at is not None
-    flagged = client.get(reverse("admin:conversations_flag_changelist")).content.decode()
+    flagged = client.get(reverse("admin:review_flag_changelist")).content.decode()
     assert "Made-up fact" not in flagged  # the list shows open flags by default
-    cleared = client.get(reverse("admin:conversations_flag_changelist") + "?state=cleared")
+    cleared = client.get(reverse("admin:review_flag_changelist") + "?state=cleared")
     assert "Made-up fact" in cleared.content.decode()
 
 
@@ -300,7 +302,7 @@ def test_flagging_needs_a_post_and_the_permission(chat):
 def test_the_flag_list_clears_the_selected_flags(reviewer, chat):
     flags = [Flag.objects.create(conversation=chat, note=f"Flag {n}") for n in range(2)]
     response = _client(reviewer).post(
-        reverse("admin:conversations_flag_changelist"),
+        reverse("admin:review_flag_changelist"),
         {"action": "clear", "_selected_action": [flag.pk for flag in flags]},
     )
     assert response.status_code == 302
@@ -551,15 +553,15 @@ def test_audit_rows_are_listed_and_nobody_adds_edits_or_deletes_them(reviewer, c
     _client(reviewer).get(_page(chat))
     access = ReviewAccess.objects.get()
     superuser = UserFactory(is_staff=True, is_superuser=True)
-    listing = _client(reviewer).get(reverse("admin:conversations_reviewaccess_changelist"))
+    listing = _client(reviewer).get(reverse("admin:review_reviewaccess_changelist"))
     assert listing.status_code == 200
     assert "reviewer" in listing.content.decode()
     for user in (reviewer, superuser):
         client = _client(user)
-        assert client.get(reverse("admin:conversations_reviewaccess_add")).status_code == 403
-        change = reverse("admin:conversations_reviewaccess_change", args=[access.pk])
+        assert client.get(reverse("admin:review_reviewaccess_add")).status_code == 403
+        change = reverse("admin:review_reviewaccess_change", args=[access.pk])
         assert client.post(change, {"viewer_username": "x"}).status_code == 403
-        delete = reverse("admin:conversations_reviewaccess_delete", args=[access.pk])
+        delete = reverse("admin:review_reviewaccess_delete", args=[access.pk])
         assert client.post(delete, {"post": "yes"}).status_code == 403
     access.refresh_from_db()
     assert access.viewer_username == "reviewer"

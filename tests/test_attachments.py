@@ -12,7 +12,8 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
-from conversations import images, roles, services
+from accounts import roles
+from conversations import images, services
 from conversations.generation import running_generation
 from conversations.models import Attachment, Conversation, Message
 from tests import image_files

@@ -60,7 +60,7 @@ def test_an_admin_reads_a_users_conversation_with_its_image_and_flags_a_reply(
     flagged = admin_page.locator("article.review-assistant.is-flagged")
     assert "Check the colours against the image." in flagged.locator(".review-flag").inner_text()
 
-    admin_page.goto(f"{webchat_server.url}/admin/conversations/flag/")
+    admin_page.goto(f"{webchat_server.url}/admin/review/flag/")
     assert admin_page.locator("#result_list").get_by_text("Check the colours").count() == 1
-    admin_page.goto(f"{webchat_server.url}/admin/conversations/reviewaccess/")
+    admin_page.goto(f"{webchat_server.url}/admin/review/reviewaccess/")
     assert admin_page.locator("#result_list td.field-viewer_username").first.inner_text() == "boss"

@@ -5,8 +5,9 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
+from accounts.models import ModelAccess
 from conversations import conversation_settings
-from conversations.models import Conversation, Message, ModelAccess
+from conversations.models import Conversation, Message
 from conversations.upstream import ChatRequest
 from tests.factories import ConversationFactory, MessageFactory
 from tests.generation_helpers import HTMX, finished, latest_reply, send_message

@@ -216,7 +216,7 @@ def test_every_string_of_the_sources_is_in_the_korean_catalog(tmp_path):
     """Gathers the strings of a copy of the sources into a copy of the catalog, as
     `make messages` does: anything new would come in untranslated."""
     root = Path(settings.BASE_DIR)
-    for folder in ("conversations", "webchat", "templates", "locale"):
+    for folder in ("conversations", "accounts", "review", "webchat", "templates", "locale"):
         shutil.copytree(
             root / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__")
         )

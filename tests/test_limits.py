@@ -7,8 +7,11 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from conversations import limits, services
-from conversations.models import Conversation, Message, ModelPrice, UserLimits
+from accounts import limits
+from accounts.models import UserLimits
+from conversations import services
+from conversations.models import Conversation, Message
+from review.models import ModelPrice
 from tests.factories import MessageFactory
 
 HTMX = {"HX-Request": "true"}

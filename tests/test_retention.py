@@ -9,7 +9,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from conversations import images, services
-from conversations.models import Attachment, Conversation, Flag, Message, ReviewAccess
+from conversations.models import Attachment, Conversation, Message
+from review.models import Flag, ReviewAccess
 from tests import image_files
 from tests.factories import ConversationFactory
 

@@ -13,8 +13,10 @@ from django.contrib.sessions.models import Session
 from django.test import Client, TestCase
 from django.urls import reverse
 
-from conversations import access, images, roles, services
-from conversations.models import Conversation, Message, ModelAccess
+from accounts import access, roles
+from accounts.models import ModelAccess
+from conversations import images, services
+from conversations.models import Conversation, Message
 from conversations.routing import websocket_urlpatterns
 from tests import image_files
 from tests.factories import ConversationFactory, UserFactory, user_with_role
@@ -73,7 +75,7 @@ def pages(db):
             "admin:conversations_conversation_change", args=[conversation.pk]
         ),
         "admin users": reverse("admin:auth_user_changelist"),
-        "admin model prices": reverse("admin:conversations_modelprice_changelist"),
+        "admin model prices": reverse("admin:review_modelprice_changelist"),
     }
     return personas, urls
 
@@ -279,9 +281,9 @@ async def test_deactivating_a_user_closes_their_open_sockets(conversation, owner
     "page",
     [
         "admin:auth_user_add",
-        "admin:conversations_modelaccess_add",
-        "admin:conversations_modelprice_add",
-        "admin:conversations_invitation_add",
+        "admin:accounts_modelaccess_add",
+        "admin:review_modelprice_add",
+        "admin:accounts_invitation_add",
     ],
 )
 def test_an_admin_opens_the_forms_of_users_model_access_prices_and_invitations(page, db):

@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from conversations import theme
+from accounts import theme
 
 THEME_URL = reverse("conversations:theme")
 HTMX = {"HX-Request": "true"}

@@ -6,8 +6,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
-from conversations import roles
-from conversations.models import Invitation
+from accounts import roles
+from accounts.models import Invitation
 
 UNUSABLE = gettext_lazy("This invitation link has expired or was already used.")
 

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import filesizeformat
 
-from conversations import retention
+from review import retention
 
 
 class Command(BaseCommand):

@@ -14,7 +14,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from conversations.models import Message, ModelPrice, UserLimits
+from accounts.models import UserLimits
+from conversations.models import Message
+from review.models import ModelPrice
 
 MILLION = Decimal(1_000_000)
 

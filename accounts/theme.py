@@ -8,10 +8,10 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
-from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_POST
+
+from webchat.return_url import return_url
 
 COOKIE = "theme"
 SYSTEM = "system"
@@ -28,18 +28,10 @@ def theme_of(request: HttpRequest) -> str:
     return theme if theme in CHOICES else SYSTEM
 
 
-def _return_url(request: HttpRequest, url: str) -> str:
-    """Where to go back to once the theme is set: only ever a page of this site."""
-    safe = url_has_allowed_host_and_scheme(
-        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    )
-    return url if safe else reverse("conversations:index")
-
-
 def theme_context(request: HttpRequest) -> dict:
     # A page shown in answer to a POST (a refused form) cannot be fetched again: go home.
-    return_url = request.get_full_path() if request.method == "GET" else ""
-    return {"theme": theme_of(request), "theme_choices": CHOICES, "theme_next": return_url}
+    page = request.get_full_path() if request.method == "GET" else ""
+    return {"theme": theme_of(request), "theme_choices": CHOICES, "theme_next": page}
 
 
 @login_not_required
@@ -48,12 +40,12 @@ def theme_set(request: HttpRequest) -> HttpResponse:
     theme = request.POST.get("theme", "")
     if theme not in CHOICES:
         return HttpResponseBadRequest(gettext("Choose a theme: system, light or dark."))
-    return_url = _return_url(request, request.POST.get("next", ""))
+    back = return_url(request)
     if request.htmx:
-        context = {"theme": theme, "theme_next": return_url}
-        response = render(request, "conversations/partials/_theme_form.html", context)
+        context = {"theme": theme, "theme_next": back}
+        response = render(request, "accounts/partials/_theme_form.html", context)
     else:
-        response = redirect(return_url)
+        response = redirect(back)
     if theme == SYSTEM:
         response.delete_cookie(COOKIE, samesite="Lax")
     else:

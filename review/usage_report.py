@@ -1,83 +1,15 @@
-"""Reviewing conversations: flags, the audit of staff reads, and usage per user and day.
+"""The admin's usage report: usage per user and day, as a table and a chart."""
 
-Whether staff may read other users' conversations at all is the deployment's choice
-(WEBCHAT_STAFF_CAN_READ_CONVERSATIONS); when they may, every read is recorded.
-"""
-
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
-from django.utils.translation import gettext
 
-from conversations.models import Conversation, Flag, Message, ReviewAccess
+from conversations.models import Message
 
-NOTE_MAX_CHARS = 2000
 FAILED_STATUSES = (Message.Status.ERROR, Message.Status.INTERRUPTED)
-
-
-class FlagRefused(Exception):
-    """A flag that cannot be made; ``str(error)`` says why."""
-
-
-def staff_can_read() -> bool:
-    return settings.WEBCHAT_STAFF_CAN_READ_CONVERSATIONS
-
-
-def review_accesses_record(
-    *, viewer: AbstractBaseUser, conversations: Iterable[Conversation]
-) -> list[ReviewAccess]:
-    """Record that ``viewer`` read ``conversations`` (their owners loaded); reading one's
-    own is not recorded."""
-    return ReviewAccess.objects.bulk_create(
-        ReviewAccess(
-            viewer=viewer,
-            viewer_username=viewer.get_username(),
-            conversation=conversation,
-            conversation_ref=conversation.pk,
-            owner_username=conversation.owner.get_username(),
-        )
-        for conversation in conversations
-        if conversation.owner_id != viewer.pk
-    )
-
-
-def flag_create(
-    *,
-    conversation: Conversation,
-    flagged_by: AbstractBaseUser,
-    note: str,
-    message_id: int | None = None,
-) -> Flag:
-    """Flag ``conversation``, or one message of it, with a note saying why."""
-    note = note.strip()
-    if not note:
-        raise FlagRefused(gettext("Write a note saying why you flag it."))
-    if len(note) > NOTE_MAX_CHARS:
-        raise FlagRefused(
-            gettext("The note is %(length)s characters long; the limit is %(limit)s.")
-            % {"length": f"{len(note):,}", "limit": f"{NOTE_MAX_CHARS:,}"}
-        )
-    message = None
-    if message_id is not None:
-        message = Message.objects.filter(pk=message_id, conversation=conversation).first()
-        if message is None:
-            raise FlagRefused(gettext("That message is not part of this conversation."))
-    return Flag.objects.create(
-        conversation=conversation, message=message, note=note, flagged_by=flagged_by
-    )
-
-
-def flags_clear(*, flags, cleared_by: AbstractBaseUser) -> int:
-    """Clear the open ones of ``flags`` (a queryset); return how many were open."""
-    return flags.filter(cleared_at__isnull=True).update(
-        cleared_by=cleared_by, cleared_at=timezone.now()
-    )
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,10 @@ Like the theme, it belongs to the browser, not the account, and is offered to ev
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import redirect
-from django.urls import reverse
 from django.utils import translation
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
+from django.views.i18n import set_language
 
 
 def language_of_scope(scope: dict) -> str:
@@ -25,33 +23,14 @@ def language_of_scope(scope: dict) -> str:
     return translation.get_language_from_request(request)
 
 
-def _return_url(request: HttpRequest, url: str) -> str:
-    """Where to go back to once the language is set: only ever a page of this site."""
-    safe = url_has_allowed_host_and_scheme(
-        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    )
-    return url if safe else reverse("conversations:index")
-
-
 @login_not_required
 @require_POST
-async def language_set(request: HttpRequest) -> HttpResponse:
-    """Keep the chosen language in the cookie and show the page again, in that language."""
-    language = request.POST.get("language", "")
+def language_set(request: HttpRequest) -> HttpResponse:
+    """Django's set_language (the cookie, then back to ``next`` if it is a page of this site),
+    refusing a language not offered: set_language would keep any Django has a catalog for."""
     names = dict(settings.LANGUAGES)
-    if language not in names:
+    if request.POST.get("language", "") not in names:
         return HttpResponseBadRequest(
             gettext("Choose a language: %(languages)s.") % {"languages": ", ".join(names.values())}
         )
-    response = redirect(_return_url(request, request.POST.get("next", "")))
-    response.set_cookie(
-        settings.LANGUAGE_COOKIE_NAME,
-        language,
-        max_age=settings.LANGUAGE_COOKIE_AGE,
-        path=settings.LANGUAGE_COOKIE_PATH,
-        domain=settings.LANGUAGE_COOKIE_DOMAIN,
-        secure=settings.LANGUAGE_COOKIE_SECURE,
-        httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
-        samesite=settings.LANGUAGE_COOKIE_SAMESITE,
-    )
-    return response
+    return set_language(request)

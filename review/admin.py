@@ -1,3 +1,6 @@
+"""The admin's review of conversations: reading them (audited), flags, the read audit, the
+usage report, and model prices."""
+
 import csv
 import json
 from collections import defaultdict
@@ -5,11 +8,9 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -20,29 +21,20 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
-from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
+from django.utils.http import content_disposition_header
 from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext, gettext_lazy, ngettext
 
-from conversations import export, review, tree
-from conversations.models import (
-    Attachment,
-    Conversation,
-    Flag,
-    Invitation,
-    Message,
-    ModelAccess,
-    ModelPrice,
-    ReviewAccess,
-    UserLimits,
-)
-
-# --- Reviewing conversations ------------------------------------------------------------
+from conversations import export, tree
+from conversations.models import Attachment, Conversation, Message
+from review import audit, flags, usage_report
+from review.models import Flag, ModelPrice, ReviewAccess
+from webchat.return_url import return_url
 
 
 def _conversation_label(conversation: Conversation) -> str:
     """The conversation's title while staff may read conversations; else only its number."""
-    if review.staff_can_read():
+    if audit.staff_can_read():
         return conversation.title or gettext("Untitled conversation %(number)s") % {
             "number": conversation.pk
         }
@@ -93,7 +85,9 @@ class HasErrorsFilter(ExistsFilter):
     parameter_name = "errors"
 
     def related(self, conversation):
-        return Message.objects.filter(conversation=conversation, status__in=review.FAILED_STATUSES)
+        return Message.objects.filter(
+            conversation=conversation, status__in=usage_report.FAILED_STATUSES
+        )
 
 
 class LastActivityFilter(admin.DateFieldListFilter):
@@ -210,14 +204,14 @@ class ConversationAdmin(admin.ModelAdmin):
         )
 
     def get_search_fields(self, request):
-        if review.staff_can_read():
+        if audit.staff_can_read():
             return ("title", "messages__content", "owner__username")
         return ("owner__username",)
 
     def get_search_results(self, request, queryset, search_term):
         """Each word in the title, the owner's name or, as an EXISTS per conversation,
         a message: no join of every message, and so no DISTINCT over the result."""
-        can_read = review.staff_can_read()
+        can_read = audit.staff_can_read()
         for word in smart_split(search_term):
             if word[:1] in ('"', "'") and word[-1:] == word[:1]:
                 word = unescape_string_literal(word)
@@ -232,7 +226,7 @@ class ConversationAdmin(admin.ModelAdmin):
 
     def get_actions(self, request):
         actions = super().get_actions(request)
-        if not review.staff_can_read():
+        if not audit.staff_can_read():
             actions.pop("export_json", None)
         return actions
 
@@ -268,7 +262,7 @@ class ConversationAdmin(admin.ModelAdmin):
 
     def get_object(self, request, object_id, from_field=None):
         conversation = super().get_object(request, object_id, from_field)
-        if conversation is not None and not review.staff_can_read():
+        if conversation is not None and not audit.staff_can_read():
             # Not to be shown by any page (delete confirmation, history); never saved.
             conversation.title = ""
             conversation.system_prompt = ""
@@ -307,20 +301,20 @@ class ConversationAdmin(admin.ModelAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self.has_view_permission(request, conversation):
             raise PermissionDenied
-        can_read = review.staff_can_read()
+        can_read = audit.staff_can_read()
         shape = tree.shape_of(conversation.pk)
         branch_ids = tree.branch_ids(conversation, shape)
         shown, shown_ids = tree.messages_in_order(branch_ids), set(branch_ids)
-        flags = list(
+        conversation_flags = list(
             conversation.flags.select_related("flagged_by", "cleared_by").order_by("-created_at")
         )
         flags_by_message = defaultdict(list)
-        for flag in flags:
+        for flag in conversation_flags:
             flags_by_message[flag.message_id].append(flag)
         for message in shown:
             message.review_flags = flags_by_message.get(message.pk, [])
         if can_read:
-            review.review_accesses_record(viewer=request.user, conversations=[conversation])
+            audit.review_accesses_record(viewer=request.user, conversations=[conversation])
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -333,10 +327,12 @@ class ConversationAdmin(admin.ModelAdmin):
             "conversation_flags": flags_by_message.get(None, []),
             # Flags on versions the user replaced, which the transcript does not show.
             "flags_on_hidden_versions": [
-                flag for flag in flags if flag.message_id and flag.message_id not in shown_ids
+                flag
+                for flag in conversation_flags
+                if flag.message_id and flag.message_id not in shown_ids
             ],
-            "can_flag": request.user.has_perm("conversations.add_flag"),
-            "can_clear": request.user.has_perm("conversations.change_flag"),
+            "can_flag": request.user.has_perm("review.add_flag"),
+            "can_clear": request.user.has_perm("review.change_flag"),
             "has_delete_permission": self.has_delete_permission(request, conversation),
             "settings_shown": [
                 (label, value)
@@ -358,13 +354,13 @@ class ConversationAdmin(admin.ModelAdmin):
         conversation = self.get_object(request, unquote(object_id))
         if conversation is None or not self.has_view_permission(request, conversation):
             raise Http404("No such conversation.")
-        if not request.user.has_perm("conversations.add_flag"):
+        if not request.user.has_perm("review.add_flag"):
             raise PermissionDenied
         page = reverse("admin:conversations_conversation_change", args=[conversation.pk])
         raw_message = request.POST.get("message", "")
         try:
             message_id = int(raw_message) if raw_message else None
-            review.flag_create(
+            flags.flag_create(
                 conversation=conversation,
                 flagged_by=request.user,
                 note=request.POST.get("note", ""),
@@ -374,7 +370,7 @@ class ConversationAdmin(admin.ModelAdmin):
             self.message_user(
                 request, gettext("That message is not part of this conversation."), messages.ERROR
             )
-        except review.FlagRefused as refusal:
+        except flags.FlagRefused as refusal:
             self.message_user(request, str(refusal), messages.ERROR)
         else:
             if message_id:
@@ -392,7 +388,7 @@ class ConversationAdmin(admin.ModelAdmin):
     )
     def export_json(self, request, queryset):
         conversations = list(queryset.select_related("owner").order_by("pk"))
-        review.review_accesses_record(viewer=request.user, conversations=conversations)
+        audit.review_accesses_record(viewer=request.user, conversations=conversations)
         payload = {
             "exported_at": timezone.now().isoformat(),
             "conversations": [
@@ -431,13 +427,15 @@ class ConversationAdmin(admin.ModelAdmin):
         }
         if form.is_valid():
             start, end, user = (form.cleaned_data[name] for name in ("start", "end", "user"))
-            rows = review.usage_report(start=start, end=end, user_id=user.pk if user else None)
+            rows = usage_report.usage_report(
+                start=start, end=end, user_id=user.pk if user else None
+            )
             if request.GET.get("format") == "csv":
                 return self._usage_csv(rows, start, end)
-            days = review.usage_per_day(rows, start=start, end=end)
+            days = usage_report.usage_per_day(rows, start=start, end=end)
             context.update(
                 rows=rows,
-                chart=review.usage_chart(days),
+                chart=usage_report.usage_chart(days),
                 totals={
                     name: sum(getattr(row, name) for row in rows)
                     for name, _label in USAGE_CSV_COLUMNS[2:]
@@ -519,7 +517,7 @@ class FlagAdmin(admin.ModelAdmin):
         return False
 
     def has_clear_permission(self, request) -> bool:
-        return request.user.has_perm("conversations.change_flag")
+        return request.user.has_perm("review.change_flag")
 
     @admin.display(description=gettext_lazy("conversation"), ordering="conversation")
     def conversation_shown(self, flag: Flag) -> str:
@@ -554,7 +552,7 @@ class FlagAdmin(admin.ModelAdmin):
 
     @admin.action(description=gettext_lazy("Clear the selected flags"), permissions=["clear"])
     def clear(self, request, queryset):
-        count = review.flags_clear(flags=queryset, cleared_by=request.user)
+        count = flags.flags_clear(flags=queryset, cleared_by=request.user)
         self.message_user(
             request,
             ngettext("%(count)s flag cleared.", "%(count)s flags cleared.", count)
@@ -565,7 +563,7 @@ class FlagAdmin(admin.ModelAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
-            path("<path:object_id>/clear/", view(self.clear_view), name="conversations_flag_clear"),
+            path("<path:object_id>/clear/", view(self.clear_view), name="review_flag_clear"),
             *super().get_urls(),
         ]
 
@@ -577,14 +575,9 @@ class FlagAdmin(admin.ModelAdmin):
         flag = self.get_object(request, unquote(object_id))
         if flag is None:
             raise Http404("No such flag.")
-        review.flags_clear(flags=Flag.objects.filter(pk=flag.pk), cleared_by=request.user)
+        flags.flags_clear(flags=Flag.objects.filter(pk=flag.pk), cleared_by=request.user)
         self.message_user(request, gettext("The flag is cleared."), messages.SUCCESS)
-        back = request.POST.get("next", "")
-        if not url_has_allowed_host_and_scheme(
-            back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-        ):
-            back = reverse("admin:conversations_flag_changelist")
-        return redirect(back)
+        return redirect(return_url(request, reverse("admin:review_flag_changelist")))
 
 
 @admin.register(ReviewAccess)
@@ -617,106 +610,6 @@ class ReviewAccessAdmin(admin.ModelAdmin):
         return _conversation_link(access.conversation_id, label)
 
 
-# --- Users, limits, models and invitations ----------------------------------------------
-
-
-class UserLimitsInline(admin.StackedInline):
-    model = UserLimits
-    can_delete = False
-
-
-admin.site.unregister(get_user_model())
-
-
-@admin.register(get_user_model())
-class WebchatUserAdmin(UserAdmin):
-    """Django's user admin, with the user's limits, and actions to approve and deactivate."""
-
-    inlines = [UserLimitsInline]
-    list_filter = ("is_active", "is_staff", "is_superuser", "groups")
-    actions = ["approve", "deactivate"]
-
-    @admin.action(
-        description=gettext_lazy("Approve (activate) the selected users"), permissions=["change"]
-    )
-    def approve(self, request, queryset):
-        count = queryset.filter(is_active=False).update(is_active=True)
-        self.message_user(
-            request,
-            ngettext("%(count)s user approved.", "%(count)s users approved.", count)
-            % {"count": count},
-            messages.SUCCESS,
-        )
-
-    @admin.action(
-        description=gettext_lazy("Deactivate the selected users (ends their sessions)"),
-        permissions=["change"],
-    )
-    def deactivate(self, request, queryset):
-        # Saved one by one, so each save signals that their sessions and sockets must end.
-        users = list(queryset.filter(is_active=True).exclude(pk=request.user.pk))
-        for user in users:
-            user.is_active = False
-            user.save(update_fields=["is_active"])
-        self.message_user(
-            request,
-            ngettext("%(count)s user deactivated.", "%(count)s users deactivated.", len(users))
-            % {"count": len(users)},
-            messages.SUCCESS,
-        )
-
-
 @admin.register(ModelPrice)
 class ModelPriceAdmin(admin.ModelAdmin):
     list_display = ("model", "input_price_per_million", "output_price_per_million")
-
-
-class ModelAccessForm(forms.ModelForm):
-    model = forms.ChoiceField(choices=())
-
-    class Meta:
-        model = ModelAccess
-        fields = ("group", "model")
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["model"].choices = [(name, name) for name in settings.WEBCHAT_MODELS]
-
-
-@admin.register(ModelAccess)
-class ModelAccessAdmin(admin.ModelAdmin):
-    form = ModelAccessForm
-    list_display = ("group", "model")
-    list_filter = ("group",)
-
-
-class InvitationForm(forms.ModelForm):
-    class Meta:
-        model = Invitation
-        fields = ("group", "expires_at")
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["expires_at"].initial = lambda: (
-            timezone.now() + timedelta(days=settings.WEBCHAT_INVITATION_DAYS)
-        )
-
-
-@admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
-    form = InvitationForm
-    list_display = ("__str__", "group", "expires_at", "created_by", "used_by", "used_at")
-    readonly_fields = ("link", "created_by", "used_by", "used_at")
-
-    @admin.display(description=gettext_lazy("Link to hand out"))
-    def link(self, invitation: Invitation) -> str:
-        if invitation.pk is None:
-            return gettext("Shown once saved.")
-        # Relative, so it names whatever host the admin reached; copy it from the browser.
-        url = invitation.get_absolute_url()
-        return format_html('<a href="{}">{}</a>', url, url)
-
-    def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)

@@ -6,6 +6,7 @@ but flags (it may add and clear them) and reads the audit of who read what.
 Admin: a staff account that manages everything in the admin.
 """
 
+from django.apps import apps as global_apps
 from django.contrib.auth.management import create_permissions
 from django.utils.translation import gettext_noop
 
@@ -18,22 +19,22 @@ REVIEWER_PERMISSIONS = [
     ("conversations", "view_conversation"),
     ("conversations", "view_message"),
     ("conversations", "view_attachment"),
-    ("conversations", "view_flag"),
-    ("conversations", "add_flag"),
-    ("conversations", "change_flag"),  # clearing a flag; its note stays as written
-    ("conversations", "view_reviewaccess"),
+    ("review", "view_flag"),
+    ("review", "add_flag"),
+    ("review", "change_flag"),  # clearing a flag; its note stays as written
+    ("review", "view_reviewaccess"),
 ]
 STAFF_ROLES = (REVIEWER, ADMIN)  # they work in the admin
-ADMIN_APPS = ["conversations", "auth", "sessions"]
+ADMIN_APPS = ["conversations", "accounts", "review", "auth", "sessions"]
 
 
 def role_groups_migrate(apps, schema_editor) -> None:
     """The data migrations' step: create (or complete) the groups with their permissions."""
-    # Permissions are normally created after all migrations; the groups need them now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
+    # Permissions are normally created after all migrations; the groups need them now. They
+    # are made for the installed models (create_permissions reads the app registry), as
+    # migrations of other apps, such as review's, may not have run yet.
+    for app_config in global_apps.get_app_configs():
         create_permissions(app_config, verbosity=0)
-        app_config.models_module = None
     role_groups_create(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
 
 

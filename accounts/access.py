@@ -8,7 +8,7 @@ any, a user may use the models granted to their groups, and superusers every mod
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
-from conversations.models import ModelAccess
+from accounts.models import ModelAccess
 
 
 def _restricted() -> bool:
