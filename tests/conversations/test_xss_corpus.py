@@ -3,7 +3,7 @@
 import pytest
 
 from conversations.rendering import render_markdown
-from tests.test_rendering import _Parsed, assert_inert
+from tests.conversations.test_rendering import _Parsed, assert_inert
 from tests.xss_payloads import PAYLOADS
 
 # Markup from model output may carry only these attributes: no event handlers, no
