@@ -19,13 +19,13 @@ from conversations import (
     frames,
     generation,
     images,
+    lookups,
     services,
     tree,
 )
 from conversations.generation import start_generation
 from conversations.models import Attachment, Conversation, Message, Preset
 
-SIDEBAR_LIMIT = 100
 # Messages shown at first, and loaded at a time when scrolling up a long conversation.
 PAGE_SIZE = 40
 # Stored images never change, but access to them can end: browsers keep them a day.
@@ -33,20 +33,12 @@ ATTACHMENT_MAX_AGE = 24 * 60 * 60
 
 
 async def _get_conversation_for_user(request: HttpRequest, conversation_id: int) -> Conversation:
-    """The user's own conversation; anyone else's answers 404, revealing nothing."""
-    user = await request.auser()
-    try:
-        conversation = await Conversation.objects.aget(pk=conversation_id, owner=user)
-    except Conversation.DoesNotExist:
-        raise Http404("No such conversation.") from None
-    conversation.owner = user  # known already: reading it again would cost a query
-    return conversation
+    return await lookups.aconversation_for_user(await request.auser(), conversation_id)
 
 
 async def _sidebar_conversations(request: HttpRequest) -> list[Conversation]:
-    user = await request.auser()
-    recent = Conversation.objects.filter(owner=user).only("pk", "title", "updated_at", "pinned")
-    return [conversation async for conversation in recent[:SIDEBAR_LIMIT]]
+    recent = lookups.sidebar_conversations(await request.auser())
+    return [conversation async for conversation in recent]
 
 
 async def _chat_page(
