@@ -34,10 +34,9 @@ def _settings_panel(
         "note": note,
         "saved": saved,
     }
-    if request.htmx:
-        template = "conversations/partials/_settings.html"
-    else:
-        template = "conversations/settings.html"
+    template = (
+        "conversations/settings.html#panel" if request.htmx else "conversations/settings.html"
+    )
     return render(request, template, context, status=status)
 
 

@@ -37,9 +37,10 @@ def _form(
 ) -> HttpResponse:
     """The rename or delete form: in the sidebar's menu with htmx, else on a page."""
     context = {**context, "error": error}
+    page = f"conversations/conversation_{name}.html"
     if not request.htmx:
-        return render(request, f"conversations/conversation_{name}.html", context, status=status)
-    response = render(request, f"conversations/partials/_{name}_form.html", context, status=status)
+        return render(request, page, context, status=status)
+    response = render(request, f"{page}#form", context, status=status)
     if status != 200:  # a refusal replaces the form, not the list the form would replace
         response = reswap(
             retarget(response, f"#conversation-{context['conversation'].pk}-menu"), "innerHTML"
@@ -56,7 +57,7 @@ def conversation_menu(request: HttpRequest, conversation_id: int) -> HttpRespons
         "return_to": return_url(request, conversation.get_absolute_url()),
     }
     if request.htmx:
-        return render(request, "conversations/partials/_conversation_menu.html", context)
+        return render(request, "conversations/conversation_menu.html#menu", context)
     return render(request, "conversations/conversation_menu.html", context)
 
 

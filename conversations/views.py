@@ -246,11 +246,9 @@ async def message_edit(request: HttpRequest, conversation_id: int, message_id: i
     if message.role != Message.Role.USER:
         raise Http404("No such message of yours.")
     if request.method == "GET":
-        template = (
-            "conversations/partials/_message_edit.html"
-            if request.htmx
-            else ("conversations/message_edit.html")
-        )
+        template = "conversations/message_edit.html"
+        if request.htmx:
+            template += "#form"
         return render(request, template, {"conversation": conversation, "message": message})
     text = request.POST.get("text", "")
     try:
