@@ -9,10 +9,10 @@ from django.conf import settings
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 
+from accounts.deactivation import user_group_name
+from accounts.languages import language_of_scope
 from conversations import frames, services, titles
-from conversations.deactivation import user_group_name
 from conversations.generation import SYNC_REQUEST, control_group_name
-from conversations.languages import language_of_scope
 from conversations.models import Conversation, Message
 
 # Looked at again this long after a reply's heartbeat would have gone stale.

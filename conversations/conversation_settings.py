@@ -12,7 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext, gettext_lazy
 
-from conversations import access
+from accounts import access
 from conversations.forms import ConversationSettingsForm, PresetForm
 from conversations.models import Conversation, Message, Preset
 from conversations.services import MessageRefused

@@ -1,16 +1,15 @@
-"""A user's own conversation as a file to download (see conversations/export.py)."""
+"""A user's own conversation as a file to download (see conversations/export.py). Off the
+chat path, so sync."""
 
-import asyncio
 import json
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET
 
 from conversations import export, tree
+from conversations.lookups import conversation_for_user
 from conversations.models import Conversation
-from conversations.views import _get_conversation_for_user
 
 
 def _download(conversation: Conversation, body: str, content_type: str, extension: str):
@@ -22,18 +21,17 @@ def _download(conversation: Conversation, body: str, content_type: str, extensio
 
 
 @require_GET
-async def conversation_export_markdown(request: HttpRequest, conversation_id: int) -> HttpResponse:
-    conversation = await _get_conversation_for_user(request, conversation_id)
-    messages = await sync_to_async(tree.branch)(conversation)
+def conversation_export_markdown(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = conversation_for_user(request.user, conversation_id)
+    messages = tree.branch(conversation)
     body = export.markdown_of(conversation, messages)
     return _download(conversation, body, "text/markdown", "md")
 
 
 @require_GET
-async def conversation_export_json(request: HttpRequest, conversation_id: int) -> HttpResponse:
-    conversation = await _get_conversation_for_user(request, conversation_id)
-    messages = await sync_to_async(tree.branch)(conversation)
-    # Reading the images is file work: a thread of its own, off the database's thread.
-    data_urls = await asyncio.to_thread(export.data_urls_read, messages)
+def conversation_export_json(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = conversation_for_user(request.user, conversation_id)
+    messages = tree.branch(conversation)
+    data_urls = export.data_urls_read(messages)
     body = json.dumps(export.json_of(conversation, messages, data_urls), ensure_ascii=False)
     return _download(conversation, body, "application/json", "json")

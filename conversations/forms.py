@@ -1,42 +1,10 @@
 from django import forms
 from django.conf import settings
-from django.contrib.auth.forms import UserCreationForm
 from django.core import validators
 from django.utils.text import format_lazy
 from django.utils.translation import gettext, gettext_lazy
 
 from conversations.models import Conversation, Preset
-
-
-class FirstAdminForm(UserCreationForm):
-    """The first account of a fresh install: an administrator."""
-
-    email = forms.EmailField(
-        required=False, help_text=gettext_lazy("Optional; used for password resets.")
-    )
-
-    class Meta(UserCreationForm.Meta):
-        fields = ("username", "email")
-
-    def save(self, commit: bool = True):
-        user = super().save(commit=False)
-        user.is_staff = True
-        user.is_superuser = True
-        if commit:
-            user.save()
-        return user
-
-
-class AccountForm(UserCreationForm):
-    """A new account, by invitation or by signing up."""
-
-    email = forms.EmailField(
-        required=False, help_text=gettext_lazy("Optional; used for password resets.")
-    )
-
-    class Meta(UserCreationForm.Meta):
-        fields = ("username", "email")
-
 
 # Bounds of the request settings; the database's integer columns hold far more.
 TOKENS_MAX = 1_000_000

@@ -1,11 +1,9 @@
-import secrets
 import uuid
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
-from django.utils import timezone
 
 from conversations import failures
 
@@ -210,117 +208,6 @@ class Attachment(models.Model):
         return self.original_name
 
 
-class UserLimits(models.Model):
-    """An admin's overrides of one user's limits; an empty field means the setting's default.
-
-    Zero means unlimited, as in the settings.
-    """
-
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="limits"
-    )
-    messages_per_minute = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Empty: WEBCHAT_MESSAGES_PER_MINUTE. 0: unlimited."
-    )
-    daily_token_quota = models.PositiveBigIntegerField(
-        null=True, blank=True, help_text="Empty: WEBCHAT_DAILY_TOKEN_QUOTA. 0: unlimited."
-    )
-    monthly_token_quota = models.PositiveBigIntegerField(
-        null=True, blank=True, help_text="Empty: WEBCHAT_MONTHLY_TOKEN_QUOTA. 0: unlimited."
-    )
-
-    class Meta:
-        verbose_name = "limits"
-        verbose_name_plural = "limits"
-
-    def __str__(self) -> str:
-        return f"Limits of user {self.user_id}"
-
-
-class ModelPrice(models.Model):
-    """What a model costs, so usage can also be shown as money."""
-
-    model = models.CharField(max_length=100, unique=True)
-    input_price_per_million = models.DecimalField(
-        max_digits=12, decimal_places=4, help_text="Price of one million input (prompt) tokens."
-    )
-    output_price_per_million = models.DecimalField(
-        max_digits=12,
-        decimal_places=4,
-        help_text="Price of one million output (completion) tokens.",
-    )
-
-    class Meta:
-        ordering = ["model"]
-
-    def __str__(self) -> str:
-        return self.model
-
-
-class ModelAccess(models.Model):
-    """One model a group's members may use (see conversations/access.py for the rule)."""
-
-    group = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="model_access")
-    model = models.CharField(max_length=100)
-
-    class Meta:
-        ordering = ["group__name", "model"]
-        verbose_name = "model access"
-        verbose_name_plural = "model access"
-        constraints = [
-            models.UniqueConstraint(fields=["group", "model"], name="one_access_per_group_model")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.group} may use {self.model}"
-
-
-def _invitation_token() -> str:
-    return secrets.token_urlsafe(32)
-
-
-class Invitation(models.Model):
-    """A link an admin hands out; whoever opens it first, before it expires, gets an account."""
-
-    token = models.CharField(max_length=64, unique=True, default=_invitation_token, editable=False)
-    group = models.ForeignKey(
-        "auth.Group",
-        on_delete=models.PROTECT,
-        help_text="The role the new account gets.",
-    )
-    expires_at = models.DateTimeField()
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        editable=False,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    used_by = models.OneToOneField(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        editable=False,
-        related_name="invitation",
-    )
-    used_at = models.DateTimeField(null=True, blank=True, editable=False)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"Invitation {self.pk} ({self.group})"
-
-    def get_absolute_url(self) -> str:
-        return reverse("invitation-accept", args=[self.token])
-
-    @property
-    def is_usable(self) -> bool:
-        return self.used_at is None and self.expires_at > timezone.now()
-
-
 class Preset(models.Model):
     """A system prompt a user saved under a name, to start conversations from."""
 
@@ -339,63 +226,3 @@ class Preset(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-
-class Flag(models.Model):
-    """A reviewer's mark on a conversation, or on one message of it, with a note."""
-
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="flags")
-    message = models.ForeignKey(
-        Message, on_delete=models.CASCADE, null=True, blank=True, related_name="flags"
-    )
-    note = models.TextField(blank=True)
-    flagged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    cleared_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
-    cleared_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        indexes = [models.Index(fields=["cleared_at"], name="flag_open")]
-
-    def __str__(self) -> str:
-        target = f"message {self.message_id}" if self.message_id else "conversation"
-        return f"Flag on {target} of conversation {self.conversation_id}"
-
-    @property
-    def is_open(self) -> bool:
-        return self.cleared_at is None
-
-
-class ReviewAccess(models.Model):
-    """One staff member's reading of another user's conversation; never edited.
-
-    The names are copied so the record outlives the people and conversation it names.
-    """
-
-    viewer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
-    )
-    viewer_username = models.CharField(max_length=150)
-    conversation = models.ForeignKey(
-        Conversation, on_delete=models.SET_NULL, null=True, related_name="review_accesses"
-    )
-    conversation_ref = models.PositiveBigIntegerField(help_text="The conversation's number.")
-    owner_username = models.CharField(max_length=150)
-    viewed_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        ordering = ["-viewed_at"]
-        verbose_name = "review access"
-        verbose_name_plural = "review accesses"
-
-    def __str__(self) -> str:
-        return f"{self.viewer_username} read conversation {self.conversation_ref}"

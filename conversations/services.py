@@ -16,7 +16,8 @@ from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
-from conversations import access, attachments, failures, limits, tree
+from accounts import access, limits
+from conversations import attachments, failures, tree
 from conversations.images import NormalizedImage
 from conversations.models import Attachment, Conversation, Message
 

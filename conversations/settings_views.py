@@ -1,6 +1,6 @@
-"""The settings panel of a conversation, and the user's system-prompt presets."""
+"""The settings panel of a conversation, and the user's system-prompt presets. Off the chat
+path, so sync."""
 
-from asgiref.sync import sync_to_async
 from django import forms
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -9,8 +9,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from conversations import conversation_settings
 from conversations.forms import PresetForm
+from conversations.lookups import conversation_for_user
 from conversations.models import Conversation, Preset
-from conversations.views import _get_conversation_for_user
 
 
 def _settings_panel(
@@ -34,45 +34,40 @@ def _settings_panel(
         "note": note,
         "saved": saved,
     }
-    if request.htmx:
-        template = "conversations/partials/_settings.html"
-    else:
-        template = "conversations/settings.html"
+    template = (
+        "conversations/settings.html#panel" if request.htmx else "conversations/settings.html"
+    )
     return render(request, template, context, status=status)
 
 
 @require_http_methods(["GET", "POST"])
-async def conversation_settings_edit(request: HttpRequest, conversation_id: int) -> HttpResponse:
-    conversation = await _get_conversation_for_user(request, conversation_id)
+def conversation_settings_edit(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = conversation_for_user(request.user, conversation_id)
     if request.method == "GET":
-        form = await sync_to_async(conversation_settings.settings_form)(conversation)
+        form = conversation_settings.settings_form(conversation)
         return _settings_panel(request, conversation, form)
     try:
-        await sync_to_async(conversation_settings.settings_update)(
-            conversation=conversation, data=request.POST
-        )
+        conversation_settings.settings_update(conversation=conversation, data=request.POST)
     except conversation_settings.Refused as refused:
         return _settings_panel(request, conversation, refused.form, status=422)
     if not request.htmx:
         return redirect(conversation)
-    form = await sync_to_async(conversation_settings.settings_form)(conversation)
+    form = conversation_settings.settings_form(conversation)
     return _settings_panel(request, conversation, form, note=gettext("Settings saved."), saved=True)
 
 
 @require_POST
-async def settings_preset_create(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def settings_preset_create(request: HttpRequest, conversation_id: int) -> HttpResponse:
     """Save the system prompt in the panel as a preset; the other settings stay unsaved."""
-    conversation = await _get_conversation_for_user(request, conversation_id)
+    conversation = conversation_for_user(request.user, conversation_id)
     data = {
         "name": request.POST.get("preset_name", ""),
         "system_prompt": request.POST.get("system_prompt", ""),
     }
     # The panel keeps what was typed, saved or not.
-    form = await sync_to_async(conversation_settings.settings_form)(conversation, request.POST)
+    form = conversation_settings.settings_form(conversation, request.POST)
     try:
-        preset = await sync_to_async(conversation_settings.preset_create)(
-            owner=await request.auser(), data=data
-        )
+        preset = conversation_settings.preset_create(owner=request.user, data=data)
     except conversation_settings.Refused as refused:
         return _settings_panel(request, conversation, form, preset_form=refused.form, status=422)
     if not request.htmx:
@@ -82,31 +77,31 @@ async def settings_preset_create(request: HttpRequest, conversation_id: int) -> 
 
 
 @require_http_methods(["GET", "POST"])
-async def preset_list(request: HttpRequest) -> HttpResponse:
+def preset_list(request: HttpRequest) -> HttpResponse:
     """The user's presets, to delete, and a form to save another."""
-    user = await request.auser()
+    user = request.user
     form = PresetForm()
     status = 200
     if request.method == "POST":
         try:
-            await sync_to_async(conversation_settings.preset_create)(owner=user, data=request.POST)
+            conversation_settings.preset_create(owner=user, data=request.POST)
         except conversation_settings.Refused as refused:
             form, status = refused.form, 422
         else:
             return redirect("conversations:presets")
     context = {
-        "presets": [preset async for preset in Preset.objects.filter(owner=user)],
+        "presets": Preset.objects.filter(owner=user),
         "form": form,
     }
     return render(request, "conversations/presets.html", context, status=status)
 
 
 @require_POST
-async def preset_delete(request: HttpRequest, preset_id: int) -> HttpResponse:
-    user = await request.auser()
+def preset_delete(request: HttpRequest, preset_id: int) -> HttpResponse:
+    user = request.user
     try:
-        preset = await Preset.objects.aget(pk=preset_id, owner=user)
+        preset = Preset.objects.get(pk=preset_id, owner=user)
     except Preset.DoesNotExist:
         raise Http404("No such preset.") from None
-    await preset.adelete()
+    preset.delete()
     return redirect("conversations:presets")

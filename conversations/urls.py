@@ -1,6 +1,7 @@
 from django.urls import path
 
-from conversations import export_views, languages, settings_views, sidebar_views, theme, views
+from accounts import languages, theme
+from conversations import export_views, settings_views, sidebar_views, views
 
 app_name = "conversations"
 

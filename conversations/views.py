@@ -2,8 +2,6 @@ import asyncio
 from pathlib import PurePath
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model, login
-from django.contrib.auth.decorators import login_not_required
 from django.db.models import Sum
 from django.db.models.fields.files import FieldFile
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
@@ -14,21 +12,20 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
+from accounts import access
 from conversations import (
-    access,
     attachments,
     conversation_settings,
     frames,
     generation,
     images,
+    lookups,
     services,
     tree,
 )
-from conversations.forms import FirstAdminForm
 from conversations.generation import start_generation
 from conversations.models import Attachment, Conversation, Message, Preset
 
-SIDEBAR_LIMIT = 100
 # Messages shown at first, and loaded at a time when scrolling up a long conversation.
 PAGE_SIZE = 40
 # Stored images never change, but access to them can end: browsers keep them a day.
@@ -36,20 +33,12 @@ ATTACHMENT_MAX_AGE = 24 * 60 * 60
 
 
 async def _get_conversation_for_user(request: HttpRequest, conversation_id: int) -> Conversation:
-    """The user's own conversation; anyone else's answers 404, revealing nothing."""
-    user = await request.auser()
-    try:
-        conversation = await Conversation.objects.aget(pk=conversation_id, owner=user)
-    except Conversation.DoesNotExist:
-        raise Http404("No such conversation.") from None
-    conversation.owner = user  # known already: reading it again would cost a query
-    return conversation
+    return await lookups.aconversation_for_user(await request.auser(), conversation_id)
 
 
 async def _sidebar_conversations(request: HttpRequest) -> list[Conversation]:
-    user = await request.auser()
-    recent = Conversation.objects.filter(owner=user).only("pk", "title", "updated_at", "pinned")
-    return [conversation async for conversation in recent[:SIDEBAR_LIMIT]]
+    recent = lookups.sidebar_conversations(await request.auser())
+    return [conversation async for conversation in recent]
 
 
 async def _chat_page(
@@ -263,11 +252,9 @@ async def message_edit(request: HttpRequest, conversation_id: int, message_id: i
     if message.role != Message.Role.USER:
         raise Http404("No such message of yours.")
     if request.method == "GET":
-        template = (
-            "conversations/partials/_message_edit.html"
-            if request.htmx
-            else ("conversations/message_edit.html")
-        )
+        template = "conversations/message_edit.html"
+        if request.htmx:
+            template += "#form"
         return render(request, template, {"conversation": conversation, "message": message})
     text = request.POST.get("text", "")
     try:
@@ -343,17 +330,3 @@ async def _stored_image(stored: FieldFile, content_type: str, filename: str) -> 
 def _read_stored(stored: FieldFile) -> bytes:
     with stored.storage.open(stored.name, "rb") as file:
         return file.read()
-
-
-@login_not_required
-@require_http_methods(["GET", "POST"])
-def first_admin_setup(request: HttpRequest) -> HttpResponse:
-    """On a fresh install, the first visitor creates the first admin account."""
-    if get_user_model().objects.exists():
-        return redirect("conversations:index")
-    form = FirstAdminForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user)
-        return redirect("conversations:index")
-    return render(request, "setup.html", {"form": form})

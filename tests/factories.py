@@ -2,7 +2,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 
-from conversations import roles
+from accounts import roles
 from conversations.models import Conversation, Message
 
 
@@ -47,7 +47,7 @@ class MessageFactory(factory.django.DjangoModelFactory):
 
 
 def user_with_role(role: str, **fields) -> AbstractBaseUser:
-    """A user in the role's group (conversations.roles); reviewers and admins are staff."""
+    """A user in the role's group (accounts.roles); reviewers and admins are staff."""
     # A transactional test's flush empties the groups the data migration made.
     roles.role_groups_create(Group, Permission)
     user = UserFactory(is_staff=role in roles.STAFF_ROLES, **fields)

@@ -19,7 +19,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.test import AsyncClient
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from conversations import images, roles, services
+from accounts import roles
+from conversations import images, services
 from conversations.generation import running_generation
 from conversations.models import Message, Preset
 from conversations.routing import websocket_urlpatterns

@@ -74,6 +74,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
     "daphne",
+    # Before the admin, whose registration/ templates its own replace.
+    "accounts",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -85,6 +87,7 @@ INSTALLED_APPS = [
     "template_partials",
     "channels",
     "conversations",
+    "review",
 ]
 
 # Django's own middleware, under their own names, so that its deployment checks see them.
@@ -100,7 +103,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "conversations.middleware.first_run_setup_middleware",
+    "accounts.middleware.first_run_setup_middleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -120,8 +123,8 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "conversations.context_processors.webchat",
-                "conversations.theme.theme_context",
+                "webchat.context_processors.webchat",
+                "accounts.theme.theme_context",
             ],
         },
     },
@@ -331,7 +334,7 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# Login throttling (webchat/login_throttle.py): after this many failed sign-ins for
+# Login throttling (accounts/login_throttle.py): after this many failed sign-ins for
 # one username or from one address within the window, further attempts are refused.
 WEBCHAT_LOGIN_MAX_FAILURES = env_int("WEBCHAT_LOGIN_MAX_FAILURES", 5, minimum=1)
 WEBCHAT_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int(

@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from conversations import roles
+from accounts import roles
 
 
 def role_groups_delete(apps, schema_editor):

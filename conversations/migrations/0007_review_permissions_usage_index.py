@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-from conversations import roles
+from accounts import roles
 
 
 class Migration(migrations.Migration):
