@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from conversations.upstream import LIMITS, ChatRequest, ContentDelta, UpstreamClient
+from conversations.upstream.client import LIMITS, ChatRequest, ContentDelta, UpstreamClient
 
 ROOT = Path(__file__).resolve().parent.parent
 CHUNKS_PER_SECOND = 20

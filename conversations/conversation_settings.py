@@ -16,7 +16,7 @@ from accounts import access
 from conversations.forms import ConversationSettingsForm, PresetForm
 from conversations.models import Conversation, Message, Preset
 from conversations.services import MessageRefused
-from conversations.upstream import ChatRequest
+from conversations.upstream.client import ChatRequest
 
 SETTINGS_FIELDS = (
     "model",

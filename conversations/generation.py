@@ -29,10 +29,10 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone, translation
 
-from conversations import conversation_settings, failures, frames, services, titles
-from conversations.failures import Failure, RetryPolicy, StreamStalled
+from conversations import conversation_settings, frames, services, titles
 from conversations.models import Message
-from conversations.upstream import (
+from conversations.upstream import failures
+from conversations.upstream.client import (
     ChatRequest,
     ContentDelta,
     Finished,
@@ -43,6 +43,7 @@ from conversations.upstream import (
     UsageReport,
     get_client,
 )
+from conversations.upstream.failures import Failure, RetryPolicy, StreamStalled
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
-from conversations import failures
+from conversations.upstream import failures
 
 
 def conversation_group_name(conversation_id: int) -> str:

@@ -17,9 +17,10 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
 from accounts import access, limits
-from conversations import attachments, failures, tree
+from conversations import attachments, tree
 from conversations.images import NormalizedImage
 from conversations.models import Attachment, Conversation, Message
+from conversations.upstream import failures
 
 TITLE_MAX_CHARS = 60
 STILL_WRITING = gettext_lazy(

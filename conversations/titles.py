@@ -17,7 +17,7 @@ from django.utils.html import format_html
 
 from conversations import frames
 from conversations.models import Conversation, Message
-from conversations.upstream import ChatRequest, UpstreamError, get_client
+from conversations.upstream.client import ChatRequest, UpstreamError, get_client
 
 logger = logging.getLogger(__name__)
 

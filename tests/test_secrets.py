@@ -13,10 +13,10 @@ from django.conf import settings as django_settings
 from django.test import Client
 from django.urls import include, path, reverse
 
-from conversations import upstream
 from conversations.generation import running_generation
 from conversations.models import Message
 from conversations.routing import websocket_urlpatterns
+from conversations.upstream import client as upstream
 from tests.fake_upstream import FAILURES
 from tests.live_server import LiveServer
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from conversations import upstream
+from conversations.upstream import client as upstream
 from tests.fake_upstream import FakeUpstream
 
 TEST_API_KEY = "test-key-not-secret"

@@ -8,7 +8,7 @@ from django.urls import reverse
 from accounts.models import ModelAccess
 from conversations import conversation_settings
 from conversations.models import Conversation, Message
-from conversations.upstream import ChatRequest
+from conversations.upstream.client import ChatRequest
 from tests.factories import ConversationFactory, MessageFactory
 from tests.generation_helpers import HTMX, finished, latest_reply, send_message
 

@@ -8,8 +8,9 @@ from asgiref.sync import sync_to_async
 from django.core.management import call_command
 from django.utils import timezone
 
-from conversations import failures, generation, services
+from conversations import generation, services
 from conversations.models import Message
+from conversations.upstream import failures
 from tests.factories import ConversationFactory, MessageFactory
 from tests.generation_helpers import (
     communicator_for,

@@ -3,8 +3,9 @@
 import pytest
 from asgiref.sync import sync_to_async
 
-from conversations import titles, upstream
+from conversations import titles
 from conversations.models import Conversation
+from conversations.upstream import client as upstream
 from tests.factories import MessageFactory
 from tests.generation_helpers import communicator_for, send_message
 
