@@ -102,20 +102,24 @@ async def test_a_membership_ends_after_the_group_expiry(clock):
     assert "conversation_1" not in layer.groups
 
 
-async def test_a_socket_that_leaves_leaves_nothing_behind():
+async def test_a_socket_that_leaves_leaves_nothing_behind_after_the_next_sweep(clock):
     layer = LocalChannelLayer()
-    channel = await layer.new_channel()
+    channel, other = await layer.new_channel(), await layer.new_channel()
     await layer.group_add("conversation_1", channel)
     waiting = asyncio.create_task(layer.receive(channel))
+    other_waiting = asyncio.create_task(layer.receive(other))
     await asyncio.sleep(0)
 
     waiting.cancel()
     await layer.group_discard("conversation_1", channel)
-
     with pytest.raises(asyncio.CancelledError):
         await waiting
-    assert layer.channels == {}
+    clock.now += channel_layers.SWEEP_INTERVAL
+    await layer.send(other, {"type": "chat.frame", "html": "still here"})
+
+    assert layer.channels.keys() == {other}
     assert layer.groups == {}
+    assert (await other_waiting)["html"] == "still here"
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (REDIS_URL)")

@@ -13,6 +13,7 @@ and a message that expired before its turn is never delivered.
 import asyncio
 import secrets
 import time
+from collections import Counter
 from contextlib import suppress
 from copy import deepcopy
 
@@ -29,7 +30,10 @@ class LocalChannelLayer(BaseChannelLayer):
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
         self.group_expiry = group_expiry
         # Each queue holds (expires at, message); each group maps channel to joined at.
+        # A socket's queue stays between its receives; the sweep drops it once it is empty
+        # and nothing waits on it.
         self.channels: dict[str, asyncio.Queue[tuple[float, dict]]] = {}
+        self.receiving: Counter[str] = Counter()
         self.groups: dict[str, dict[str, float]] = {}
         self.swept_at = time.monotonic()
 
@@ -51,6 +55,7 @@ class LocalChannelLayer(BaseChannelLayer):
         self.require_valid_channel_name(channel)
         self.sweep_if_due()
         queue = self._queue(channel)
+        self.receiving[channel] += 1
         try:
             while True:
                 expires_at, message = await queue.get()
@@ -58,8 +63,9 @@ class LocalChannelLayer(BaseChannelLayer):
                     return message
                 self._remove_from_groups(channel)
         finally:
-            if queue.empty() and self.channels.get(channel) is queue:
-                del self.channels[channel]
+            self.receiving[channel] -= 1
+            if not self.receiving[channel]:
+                del self.receiving[channel]
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         return f"{prefix}.local!{secrets.token_hex(8)}"
@@ -100,7 +106,8 @@ class LocalChannelLayer(BaseChannelLayer):
             self.sweep(now)
 
     def sweep(self, now: float) -> None:
-        """Drop expired messages (their channels are dead) and expired memberships."""
+        """Drop expired messages (their channels are dead), the queues no socket reads any
+        more, and expired memberships."""
         for channel, queue in list(self.channels.items()):
             waiting = [queue.get_nowait() for _ in range(queue.qsize())]
             fresh = [entry for entry in waiting if entry[0] >= now]
@@ -108,6 +115,8 @@ class LocalChannelLayer(BaseChannelLayer):
                 self._remove_from_groups(channel)
             for entry in fresh:
                 queue.put_nowait(entry)
+            if not fresh and channel not in self.receiving:
+                del self.channels[channel]
         joined_before = now - self.group_expiry
         for group, members in list(self.groups.items()):
             for channel, joined_at in list(members.items()):
