@@ -147,6 +147,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         }
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Kept open: the chat path's database work (generations, sockets) runs on asgiref's one
+    # shared thread, where Channels closes connections older than this around every call.
+    # A request's own thread, and its connection, end with the request.
+    DATABASES["default"]["CONN_MAX_AGE"] = None
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets readers proceed while a reply is being saved; NORMAL is safe under WAL.
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
