@@ -42,7 +42,9 @@ async def test_a_page_that_reconnects_mid_reply_catches_up_without_duplicates(
         _assert_a_prefix_of(page.words, WORDS)
     await first_socket.disconnect()
     seen_before_the_drop = len(page.words)
-    await asyncio.sleep(0.3)  # the reply goes on while the page is offline
+    # The reply goes on while the page is offline: the upstream writes more words.
+    while fake_upstream.requests[-1].tokens_sent < seen_before_the_drop + 5:
+        await asyncio.sleep(0.01)
 
     second_socket = communicator_for(conversation.pk, owner)
     await second_socket.connect()
