@@ -43,7 +43,9 @@ async def test_a_page_that_reconnects_mid_reply_catches_up_without_duplicates(
     await first_socket.disconnect()
     seen_before_the_drop = len(page.words)
     # The reply goes on while the page is offline: the upstream writes more words.
-    while fake_upstream.requests[-1].tokens_sent < seen_before_the_drop + 5:
+    for _ in range(1000):
+        if fake_upstream.requests[-1].tokens_sent >= seen_before_the_drop + 5:
+            break
         await asyncio.sleep(0.01)
 
     second_socket = communicator_for(conversation.pk, owner)
