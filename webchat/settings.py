@@ -92,7 +92,8 @@ INSTALLED_APPS = [
 
 # Django's own middleware, under their own names, so that its deployment checks see them.
 # ServeStatic (WhiteNoise's maintained, async-capable successor) serves static files without
-# moving each request to a thread; the two of ours add what Django lacks (webchat/middleware.py).
+# moving each request to a thread. Ours add what Django lacks: the Content-Security-Policy
+# header and gzip for whole text responses (webchat/middleware.py), and the first-run setup.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
