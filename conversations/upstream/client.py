@@ -6,7 +6,9 @@ It knows nothing about Django models; only ``get_client()`` reads Django setting
 import asyncio
 import contextlib
 import json
+import logging
 import math
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -17,7 +19,11 @@ from weakref import WeakKeyDictionary
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
+logger = logging.getLogger(__name__)
+
 MAX_ERROR_MESSAGE_CHARS = 300
+# No reply counts more tokens than this; a larger or negative count is a gateway's error.
+MAX_TOKEN_COUNT = 10**9
 REDACTED = "[redacted]"
 DRAIN_SECONDS = 0.5
 
@@ -89,9 +95,13 @@ class Usage:
 
 def _count(value: object) -> int:
     try:
-        return int(value)  # type: ignore[call-overload]
+        count = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError, OverflowError):
         return 0
+    if not 0 <= count <= MAX_TOKEN_COUNT:
+        logger.warning("The upstream reported a token count of %s; it is taken as 0.", count)
+        return 0
+    return count
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,12 +313,15 @@ class UpstreamClient:
                         message or NOT_AN_EVENT_STREAM,
                         kind="stream",
                     )
+                content, reasoning = _StreamedText(), _StreamedText()
                 sse_events = EventSource(response).aiter_sse()
                 async for sse in sse_events:
                     data = sse.data
                     if not data:
                         continue
                     if data == "[DONE]":
+                        for event in _held_back(content, reasoning):
+                            yield event
                         await _drain(sse_events)
                         return
                     try:
@@ -320,11 +333,13 @@ class UpstreamClient:
                                 kind="stream",
                                 code=error_code_from_payload(chunk),
                             )
-                        events = _chunk_events(chunk)
+                        events = _chunk_events(chunk, content=content, reasoning=reasoning)
                     except (ValueError, LookupError, TypeError, AttributeError):
                         raise self._error(MALFORMED_CHUNK, kind="stream") from None
                     for event in events:
                         yield event
+                for event in _held_back(content, reasoning):
+                    yield event
             raise self._error(ENDED_EARLY, kind="stream")
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc
@@ -411,7 +426,51 @@ class UpstreamClient:
         )
 
 
-def _chunk_events(chunk: dict) -> list[StreamEvent]:
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _valid_text(text: str) -> str:
+    """``text`` with its surrogate pairs joined and any lone surrogate made U+FFFD.
+
+    JSON writes a character beyond the Basic Multilingual Plane (most emoji) as two
+    ``\\uXXXX`` halves; text holding a half cannot be encoded, so it could not be stored.
+    """
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+class _StreamedText:
+    """One stream's text, delta by delta: a character whose halves a gateway split across
+    two deltas is held back until its second half comes."""
+
+    def __init__(self) -> None:
+        self.held = ""
+
+    def take(self, text: str) -> str:
+        text, self.held = self.held + text, ""
+        if text and "\ud800" <= text[-1] <= "\udbff":
+            text, self.held = text[:-1], text[-1]
+        return _valid_text(text)
+
+    def rest(self) -> str:
+        held, self.held = self.held, ""
+        return _valid_text(held)
+
+
+def _held_back(content: _StreamedText, reasoning: _StreamedText) -> list[StreamEvent]:
+    """What the stream's end leaves held back: a lone first half, as U+FFFD."""
+    events: list[StreamEvent] = []
+    if text := reasoning.rest():
+        events.append(ReasoningDelta(text))
+    if text := content.rest():
+        events.append(ContentDelta(text))
+    return events
+
+
+def _chunk_events(
+    chunk: dict, *, content: _StreamedText, reasoning: _StreamedText
+) -> list[StreamEvent]:
     """The events in one parsed stream chunk (a dict without an error object)."""
     events: list[StreamEvent] = []
     choices = chunk.get("choices")
@@ -419,12 +478,12 @@ def _chunk_events(chunk: dict) -> list[StreamEvent]:
         choice = choices[0]
         delta = choice.get("delta")
         if delta:
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-            if reasoning and isinstance(reasoning, str):
-                events.append(ReasoningDelta(reasoning))
-            content = delta.get("content")
-            if content and isinstance(content, str):
-                events.append(ContentDelta(content))
+            thought = delta.get("reasoning_content") or delta.get("reasoning")
+            if thought and isinstance(thought, str) and (text := reasoning.take(thought)):
+                events.append(ReasoningDelta(text))
+            answer = delta.get("content")
+            if answer and isinstance(answer, str) and (text := content.take(answer)):
+                events.append(ContentDelta(text))
         finish_reason = choice.get("finish_reason")
         if finish_reason:
             events.append(Finished(finish_reason))
@@ -449,9 +508,11 @@ async def _drain(sse_events: AsyncIterator[ServerSentEvent]) -> None:
 def _text_of(content: object) -> str:
     """Text of a message ``content``: a string, a list of parts, or None."""
     if isinstance(content, str):
-        return content
+        return _valid_text(content)
     if isinstance(content, list):
-        return "".join(part.get("text") or "" for part in content if isinstance(part, dict))
+        return _valid_text(
+            "".join(part.get("text") or "" for part in content if isinstance(part, dict))
+        )
     return ""
 
 
