@@ -8,9 +8,11 @@ import logging
 import httpx
 import pytest
 
+from conversations import generation
 from conversations.models import Message
 from conversations.upstream.client import ContentDelta, ReasoningDelta, Usage, UsageReport
 from tests.conversations.upstream.test_client import collect, mock_client, text_of
+from tests.generation_helpers import finished, latest_reply, send_message
 
 
 def _stream(*chunks: dict) -> bytes:
@@ -89,9 +91,6 @@ async def test_usage_in_range_is_kept():
 async def test_a_reply_with_a_split_character_and_absurd_usage_is_stored_complete(
     async_owner_client, conversation, settings, monkeypatch
 ):
-    from conversations import generation
-    from tests.generation_helpers import finished, latest_reply, send_message
-
     body = _stream(
         _delta("content", "Smile \ud83d"),
         _delta("content", "\ude00"),
