@@ -20,9 +20,13 @@ $(VENV)/.installed-bench: $(VENV)/.installed-run
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[production,bench]"
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed-run
+$(VENV)/.installed-test: $(VENV)/.installed-run tests/oidc_provider/node_modules/.package-lock.json
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[production,test]"
 	touch $@
+
+# The single sign-on tests' OpenID provider (panva's oidc-provider), as its lock file pins it.
+tests/oidc_provider/node_modules/.package-lock.json: tests/oidc_provider/package-lock.json
+	npm ci --prefix tests/oidc_provider --no-audit --no-fund
 
 # A secret key made once per checkout, so sessions survive restarts.
 var/secret_key:
@@ -71,4 +75,4 @@ format: $(VENV)/.installed-test
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var tests/oidc_provider/node_modules

@@ -1,15 +1,22 @@
 from datetime import timedelta
 
+# Imported first, so that what single sign-on configures from the environment instead can
+# be taken out of the admin below.
+import allauth.account.admin
+import allauth.socialaccount.admin  # noqa: F401
+from allauth.account.models import EmailAddress
+from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext, gettext_lazy, ngettext
 
-from accounts.models import Invitation, ModelAccess, UserLimits
+from accounts.models import Invitation, LoginLockout, ModelAccess, UserLimits
 
 
 class UserLimitsInline(admin.StackedInline):
@@ -17,14 +24,32 @@ class UserLimitsInline(admin.StackedInline):
     can_delete = False
 
 
+class IdentityProviderLinkInline(admin.TabularInline):
+    """The user's single sign-on identities; deleting one unlinks it (its next sign-in
+    then counts as a first one)."""
+
+    model = SocialAccount
+    extra = 0
+    fields = ("provider", "uid", "last_login", "date_joined")
+    readonly_fields = fields
+    verbose_name = gettext_lazy("identity provider link")
+    verbose_name_plural = gettext_lazy("identity provider links")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 admin.site.unregister(get_user_model())
+# The provider comes from the environment (webchat/settings.py), tokens are not stored,
+# email addresses are the users' own field, and each user's page lists their links.
+admin.site.unregister([SocialApp, SocialToken, EmailAddress, SocialAccount])
 
 
 @admin.register(get_user_model())
 class WebchatUserAdmin(UserAdmin):
     """Django's user admin, with the user's limits, and actions to approve and deactivate."""
 
-    inlines = [UserLimitsInline]
+    inlines = [UserLimitsInline, IdentityProviderLinkInline]
     list_filter = ("is_active", "is_staff", "is_superuser", "groups")
     actions = ["approve", "deactivate"]
 
@@ -89,21 +114,70 @@ class InvitationForm(forms.ModelForm):
         )
 
 
+def _invitation_link(request: HttpRequest, invitation: Invitation) -> str:
+    """The invitation's link, whole (scheme and host as the admin reached the site), in a
+    field to select and a button to copy it (static/webchat/copy-link.js)."""
+    url = request.build_absolute_uri(invitation.get_absolute_url())
+    field_id = f"invitation-link-{invitation.pk}"
+    return format_html(
+        '<input type="text" id="{}" class="vTextField invitation-link" value="{}" readonly '
+        'aria-label="{}"> <button type="button" class="button" data-copy-link="{}" '
+        'data-copied="{}" data-selected="{}" hidden>{}</button>',
+        field_id,
+        url,
+        gettext("Invitation link"),
+        field_id,
+        gettext("Copied"),
+        gettext("Selected: press Ctrl+C to copy"),
+        gettext("Copy"),
+    )
+
+
 @admin.register(Invitation)
 class InvitationAdmin(admin.ModelAdmin):
     form = InvitationForm
     list_display = ("__str__", "group", "expires_at", "created_by", "used_by", "used_at")
-    readonly_fields = ("link", "created_by", "used_by", "used_at")
+    readonly_fields = ("created_by", "used_by", "used_at")
 
-    @admin.display(description=gettext_lazy("Link to hand out"))
-    def link(self, invitation: Invitation) -> str:
-        if invitation.pk is None:
-            return gettext("Shown once saved.")
-        # Relative, so it names whatever host the admin reached; copy it from the browser.
-        url = invitation.get_absolute_url()
-        return format_html('<a href="{}">{}</a>', url, url)
+    class Media:
+        js = ("webchat/copy-link.js",)
+
+    def get_list_display(self, request: HttpRequest):
+        @admin.display(description=gettext_lazy("Link to hand out"))
+        def link(invitation: Invitation) -> str:
+            if invitation.used_at is not None:
+                return gettext("Used")
+            if not invitation.is_usable:
+                return gettext("Expired")
+            return _invitation_link(request, invitation)
+
+        return (*self.list_display[:2], link, *self.list_display[2:])
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk is not None:
+            context["invitation_link"] = _invitation_link(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(self, request, obj, form, change):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(LoginLockout)
+class LoginLockoutAdmin(admin.ModelAdmin):
+    """The lockouts in force (accounts/login_throttle.py). Deleting one clears it: its
+    username or address may try again at once, with a full set of attempts."""
+
+    list_display = ("scope", "username", "address", "locked_until")
+    list_filter = ("scope",)
+    search_fields = ("username", "address")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(locked_until__gt=timezone.now())
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

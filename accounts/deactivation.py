@@ -9,6 +9,8 @@ from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
+from webchat.outages import layer_call
+
 
 def user_group_name(user_id: int) -> str:
     """The Channels group every open socket of the user belongs to."""
@@ -29,9 +31,10 @@ def user_sessions_end(user_id: int) -> int:
 
 
 def user_sockets_close(user_id: int) -> None:
-    async_to_sync(get_channel_layer().group_send)(
-        user_group_name(user_id), {"type": "user.deactivated"}
-    )
+    """Close the user's open sockets (not while Redis is down: without a session, they
+    cannot connect again once closed by anything else)."""
+    event = {"type": "user.deactivated"}
+    async_to_sync(layer_call)(get_channel_layer().group_send(user_group_name(user_id), event))
 
 
 def user_disconnect(user_id: int) -> None:

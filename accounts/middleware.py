@@ -7,12 +7,17 @@ from django.utils.decorators import sync_and_async_middleware
 
 
 def _needs_setup_redirect(request: HttpRequest, user_is_anonymous: bool) -> bool:
-    return user_is_anonymous and request.path not in {reverse("setup"), reverse("healthz")}
+    return user_is_anonymous and request.path not in {
+        reverse("setup"),
+        reverse("healthz"),
+        reverse("metrics"),
+    }
 
 
 @sync_and_async_middleware
 def first_run_setup_middleware(get_response):
-    """On a fresh install with no users, send every visitor to the first-admin form.
+    """While there are no users, send every visitor to the setup page: the first admin's
+    form on a fresh install, or, once an admin has existed, what to do (accounts/setup.py).
 
     Only anonymous requests pay for the check: a signed-in user proves users exist.
     """

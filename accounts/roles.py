@@ -2,8 +2,9 @@
 
 Member: chats (every active account may chat; the group is what admins grant models to).
 Reviewer: a staff account that reads every conversation in the admin and changes nothing
-but flags (it may add and clear them) and reads the audit of who read what.
-Admin: a staff account that manages everything in the admin.
+but flags (it may add and clear them), reads the audit of who read what, and sees the share
+links and who opened them.
+Admin: a staff account that manages everything in the admin (API keys included).
 """
 
 from django.apps import apps as global_apps
@@ -19,13 +20,15 @@ REVIEWER_PERMISSIONS = [
     ("conversations", "view_conversation"),
     ("conversations", "view_message"),
     ("conversations", "view_attachment"),
+    ("conversations", "view_share"),
     ("review", "view_flag"),
     ("review", "add_flag"),
     ("review", "change_flag"),  # clearing a flag; its note stays as written
     ("review", "view_reviewaccess"),
+    ("review", "view_shareevent"),
 ]
 STAFF_ROLES = (REVIEWER, ADMIN)  # they work in the admin
-ADMIN_APPS = ["conversations", "accounts", "review", "auth", "sessions"]
+ADMIN_APPS = ["conversations", "accounts", "review", "api", "auth", "sessions", "socialaccount"]
 
 
 def role_groups_migrate(apps, schema_editor) -> None:

@@ -10,7 +10,9 @@ httpx-sse, so that every figure has the physical limit next to it.
 import asyncio
 import json
 import re
+import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -22,6 +24,9 @@ TIMEOUT = httpx.Timeout(60.0)
 # Keep connections open between requests, as a browser keeps its connection to a page.
 LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=600)
 FINAL_STATUSES = "complete|error|interrupted|stopped"
+FINAL_STATUS = re.compile(rf'\sdata-status="({FINAL_STATUSES})"')
+DATA_END = re.compile(r'\sdata-end="(\d+)"')
+MESSAGE_ID = re.compile(r'\sid="message-(\d+)(?:-[a-z]+)*"')
 # What a browser sends for a file input left empty.
 NO_IMAGES = {"images": ("", b"", "application/octet-stream")}
 
@@ -31,6 +36,7 @@ class Reply:
     """One reply as a client saw it; times are ``time.monotonic()``."""
 
     prompt: str
+    # Just before the POST (or, direct, before the request to the upstream).
     started_at: float
     posted_at: float | None = None
     first_text_at: float | None = None
@@ -41,6 +47,9 @@ class Reply:
     frames: int = 0
     # Of those, the ones from its first text up to its final one (excluded).
     streaming_frames: int = 0
+    # The servers' CPU seconds just before the POST and at the first text, when probed.
+    cpu_at_start: float | None = None
+    cpu_at_first_text: float | None = None
 
     @property
     def duration(self) -> float | None:
@@ -50,9 +59,18 @@ class Reply:
 class Browser:
     """A signed-in person: one session, shared by all their tabs."""
 
-    def __init__(self, username: str) -> None:
+    def __init__(
+        self, username: str, *, verify: ssl.SSLContext | bool = True, origin: str = ""
+    ) -> None:
         self.username = username
-        self.http = httpx.AsyncClient(timeout=TIMEOUT, limits=LIMITS, follow_redirects=False)
+        # Over HTTPS, Django's CSRF check wants the Origin a browser sends with its POSTs.
+        self.http = httpx.AsyncClient(
+            timeout=TIMEOUT,
+            limits=LIMITS,
+            follow_redirects=False,
+            verify=verify,
+            headers={"Origin": origin} if origin else None,
+        )
 
     async def sign_in(self, base_url: str, password: str) -> None:
         login = f"{base_url}/accounts/login/"
@@ -88,6 +106,7 @@ class Tab:
     ) -> None:
         self.browser = browser
         self.conversation_id = conversation_id
+        self.http_url = http_url
         self.page_url = f"{http_url}/c/{conversation_id}/"
         self.socket_url = socket_url.replace("http://", "ws://", 1)
         self.origin = socket_url
@@ -96,6 +115,8 @@ class Tab:
         self.watch: _ReplyWatch | None = None
         self.backlog: list[tuple[float, str]] = []
         self.closed_reason = ""
+        # Reads the servers' CPU seconds, for the cost of a send (one user only: it blocks).
+        self.cpu_probe: Callable[[], float] | None = None
 
     async def open(self, *, load_page: bool = True) -> None:
         """Load the page and open its socket; a failure is the reply's error, later."""
@@ -126,7 +147,8 @@ class Tab:
     async def send(self, prompt: str, *, within: float) -> Reply:
         """Post ``prompt`` as the composer does; return when its reply is finished."""
         self.backlog.clear()
-        reply = Reply(prompt, started_at=time.monotonic())
+        cpu_at_start = self.cpu_probe() if self.cpu_probe else None
+        reply = Reply(prompt, started_at=time.monotonic(), cpu_at_start=cpu_at_start)
         if self.socket is None:
             reply.error = self.closed_reason
             return reply
@@ -146,11 +168,12 @@ class Tab:
             reply.error = f"POST failed: {error!r}"
             return reply
         reply.posted_at = time.monotonic()
-        reply_ids = re.findall(r'<article id="message-(\d+)"', response.text)
+        # The reply is made after the message: the highest message id in the answer.
+        reply_ids = [int(found) for found in MESSAGE_ID.findall(response.text)]
         if response.status_code != 200 or not reply_ids:
             reply.error = f"POST answered {response.status_code}"
             return reply
-        watch = _ReplyWatch(int(reply_ids[-1]), reply)
+        watch = _ReplyWatch(max(reply_ids), reply, self.cpu_probe)
         for arrived_at, frame in self.backlog:
             watch.see(arrived_at, frame)
         self.backlog.clear()
@@ -185,16 +208,23 @@ class Tab:
 
 
 class _ReplyWatch:
-    """Reads frames for one reply: when its first text came, and its final state."""
+    """Reads frames for one reply: when its first text came, and its final state.
 
-    def __init__(self, reply_id: int, reply: Reply) -> None:
+    Only what the reply protocol promises is relied on, whatever the rest of a frame
+    looks like: an element ``message-N``, ``message-N-tail`` or ``message-N-blocks``
+    with ``data-end`` above 0 means the reply has text; its final state is an element
+    ``message-N`` or ``message-N-status`` with a final ``data-status``. Attributes may
+    come in any order.
+    """
+
+    def __init__(
+        self, reply_id: int, reply: Reply, cpu_probe: Callable[[], float] | None = None
+    ) -> None:
         self.marker = f'"message-{reply_id}'
-        # A delta (its tail span) or a render (its article), ending after some text.
-        self.text_end = re.compile(rf'id="message-{reply_id}(?:-tail)?"[^>]*?\sdata-end="(\d+)"')
-        self.final = re.compile(
-            rf'<article id="message-{reply_id}"[^>]*?\sdata-status="({FINAL_STATUSES})"'
-        )
+        self.text_tag = _tag_with_id(rf"message-{reply_id}(?:-tail|-blocks)?")
+        self.final_tag = _tag_with_id(rf"message-{reply_id}(?:-status)?")
         self.reply = reply
+        self.cpu_probe = cpu_probe
         self.done = asyncio.Event()
 
     def see(self, arrived_at: float, frame: str) -> None:
@@ -202,21 +232,41 @@ class _ReplyWatch:
             return
         reply = self.reply
         reply.frames += 1
-        if final := self.final.search(frame):
-            reply.status = final[1]
+        if status := self._final_status(frame):
+            reply.status = status
             reply.done_at = arrived_at
             self.done.set()
         elif reply.first_text_at is None:
-            if any(int(end) > 0 for end in self.text_end.findall(frame)):
+            if self._has_text(frame):
                 reply.first_text_at = arrived_at
                 reply.streaming_frames = 1
+                if self.cpu_probe:
+                    reply.cpu_at_first_text = self.cpu_probe()
         else:
             reply.streaming_frames += 1
+
+    def _has_text(self, frame: str) -> bool:
+        for tag in self.text_tag.findall(frame):
+            end = DATA_END.search(tag)
+            if end and int(end[1]) > 0:
+                return True
+        return False
+
+    def _final_status(self, frame: str) -> str:
+        for tag in self.final_tag.findall(frame):
+            if status := FINAL_STATUS.search(tag):
+                return status[1]
+        return ""
 
     def lost(self, reason: str) -> None:
         if not self.done.is_set():
             self.reply.error = reason
             self.done.set()
+
+
+def _tag_with_id(element_id: str) -> re.Pattern[str]:
+    """A start tag whose id matches ``element_id``, its attributes in any order."""
+    return re.compile(rf'<[a-zA-Z][^<>]*?\sid="{element_id}"[^<>]*>')
 
 
 def upstream_client() -> httpx.AsyncClient:

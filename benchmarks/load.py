@@ -64,9 +64,12 @@ class LoadRun:
     open_errors: list[str] = field(default_factory=list)
 
 
-async def open_tabs(stage: Stage, count: int, model: str, *, load_page: bool) -> list[Tab]:
-    """Open ``count`` conversation pages (a bounded number at a time); failures raise."""
-    tabs = [stage.tab(index, model) for index in range(count)]
+async def open_tabs(
+    stage: Stage, count: int, model: str, *, load_page: bool, first: int = 0
+) -> list[Tab]:
+    """Open ``count`` conversation pages from the ``first``-th (a bounded number at a
+    time); failures raise."""
+    tabs = [stage.tab(index, model) for index in range(first, first + count)]
     gate = asyncio.Semaphore(OPEN_AT_ONCE)
 
     async def open_one(tab: Tab) -> None:
@@ -150,16 +153,24 @@ async def _profiling(stage: Stage, label: str) -> AsyncIterator[None]:
 
 
 async def through_webchat(
-    stage: Stage, count: int, *, spread: float, model: str, label: str
+    stage: Stage,
+    count: int,
+    *,
+    spread: float,
+    model: str,
+    label: str,
+    first: int = 0,
+    within: float | None = None,
 ) -> LoadRun:
     """``count`` open conversations each send a message, arriving over ``spread`` s."""
-    tabs = await open_tabs(stage, count, model, load_page=True)
+    tabs = await open_tabs(stage, count, model, load_page=True, first=first)
     prompts = [stage.prompt(f"{label} via Webchat") for _ in range(count)]
+    within = within or stage.reply_timeout
     try:
         async with _watching(stage, stage.pids) as (meter, lags), _profiling(stage, label):
             replies = await _at_offsets(
                 arrival_offsets(count, spread),
-                lambda index: tabs[index].send(prompts[index], within=stage.reply_timeout),
+                lambda index: tabs[index].send(prompts[index], within=within),
             )
     finally:
         await close_tabs(tabs)
@@ -172,7 +183,15 @@ async def through_webchat(
     )
 
 
-async def direct(stage: Stage, count: int, *, spread: float, model: str, label: str) -> LoadRun:
+async def direct(
+    stage: Stage,
+    count: int,
+    *,
+    spread: float,
+    model: str,
+    label: str,
+    within: float | None = None,
+) -> LoadRun:
     """The same load straight at the fake upstream."""
     prompts = [stage.prompt(f"{label} direct") for _ in range(count)]
     assert stage.upstream.process is not None
@@ -190,7 +209,7 @@ async def direct(stage: Stage, count: int, *, spread: float, model: str, label: 
                 stage.upstream.base_url,
                 model=model,
                 prompt=prompts[index],
-                within=stage.reply_timeout,
+                within=within or stage.reply_timeout,
             ),
         )
     return LoadRun(
@@ -211,6 +230,79 @@ def added_ttft_ms(run: LoadRun) -> list[float]:
             continue
         added.append((reply.first_text_at - entry["first_token_at"]) * 1000)
     return added
+
+
+def e2e_ttft_ms(run: LoadRun) -> list[float | None]:
+    """Per reply, in arrival order: from the send (just before the POST, or the request
+    to the upstream) to the client seeing its first text."""
+    return [
+        None if reply.first_text_at is None else (reply.first_text_at - reply.started_at) * 1000
+        for reply in run.replies
+    ]
+
+
+def e2e_added_ms(webchat: LoadRun, upstream: LoadRun) -> list[float]:
+    """Per arrival: Webchat's send-to-first-text less the same arrival's request-to-first-
+    token straight from the upstream (the load's own cost on this machine)."""
+    pairs = zip(e2e_ttft_ms(webchat), e2e_ttft_ms(upstream), strict=True)
+    return [through - straight for through, straight in pairs if None not in (through, straight)]
+
+
+def phases_ms(run: LoadRun) -> dict:
+    """From the send to each step of a reply (ms): the POST answered, the upstream asked
+    (its log's arrival time), the first text, the final frame."""
+    steps: dict[str, list[float]] = {
+        "post_answered": [],
+        "upstream_asked": [],
+        "first_text": [],
+        "done": [],
+    }
+    for reply in run.replies:
+        entry = run.upstream_log.get(reply.prompt) or {}
+        moments = {
+            "post_answered": reply.posted_at,
+            "upstream_asked": entry.get("received_at"),
+            "first_text": reply.first_text_at,
+            "done": reply.done_at,
+        }
+        for name, moment in moments.items():
+            if moment is not None:
+                steps[name].append((moment - reply.started_at) * 1000)
+    return {name: spread_of(values) for name, values in steps.items()}
+
+
+def cpu_per_send_ms(run: LoadRun) -> list[float]:
+    """Per send, the servers' CPU from just before the POST to the first text (the post,
+    the history, the upstream request, one frame), for tabs given a CPU probe."""
+    return [
+        (reply.cpu_at_first_text - reply.cpu_at_start) * 1000
+        for reply in run.replies
+        if reply.cpu_at_start is not None and reply.cpu_at_first_text is not None
+    ]
+
+
+def send_phase(run: LoadRun) -> dict | None:
+    """Server CPU from the first send until the upstream was asked for the last reply,
+    per send; streams that began meanwhile are in it too (their chunks are counted)."""
+    asked = [entry.get("received_at") for entry in run.upstream_log.values()]
+    asked = [moment for moment in asked if moment is not None]
+    if not run.replies or not asked:
+        return None
+    start, end = min(reply.started_at for reply in run.replies), max(asked)
+    cpu, window = run.cpu.used_around(start, end)
+    entries = [entry for entry in run.upstream_log.values() if entry["tokens"] > 1]
+    return {
+        "sends": len(run.replies),
+        "window_s": round(window, 2),
+        "cpu_s": round(cpu, 3),
+        "cpu_ms_per_send": round(cpu * 1000 / len(run.replies), 1),
+        "chunks_meanwhile": round(_chunks_between(entries, start, end)),
+    }
+
+
+def cpu_ms_per_reply(run: LoadRun) -> float | None:
+    """The servers' CPU over the whole run, per reply."""
+    return round(run.cpu.used() * 1000 / len(run.replies), 1) if run.replies else None
 
 
 def errors(run: LoadRun) -> list[str]:
@@ -234,11 +326,7 @@ def steady_relay(run: LoadRun) -> dict | None:
     if window < 1.0 or cpu <= 0:
         return None
     start, end = end - window, end  # the window the samples actually cover
-    chunks = 0.0
-    for entry in entries:
-        first, last = entry["first_token_at"], entry["last_token_at"]
-        rate = (entry["tokens"] - 1) / (last - first)
-        chunks += max(0.0, min(end, last) - max(start, first)) * rate
+    chunks = _chunks_between(entries, start, end)
     return {
         "window_s": round(window, 2),
         "chunks": round(chunks),
@@ -246,6 +334,19 @@ def steady_relay(run: LoadRun) -> dict | None:
         "chunks_per_cpu_second": round(chunks / cpu),
         "chunks_per_second": round(chunks / window),
     }
+
+
+def _chunks_between(entries: list[dict], start: float, end: float) -> float:
+    """Upstream chunks written between ``start`` and ``end``, tokens being evenly spaced
+    within each stream."""
+    chunks = 0.0
+    for entry in entries:
+        first, last = entry["first_token_at"], entry["last_token_at"]
+        if first is None or last is None or last <= first:
+            continue
+        rate = (entry["tokens"] - 1) / (last - first)
+        chunks += max(0.0, min(end, last) - max(start, first)) * rate
+    return chunks
 
 
 def frames_per_reply_second(run: LoadRun) -> list[float]:
@@ -280,6 +381,7 @@ def percentile(values: list[float], percent: float) -> float | None:
 
 def spread_of(values: list[float]) -> dict:
     return {
+        "mean": _round(sum(values) / len(values) if values else None),
         "count": len(values),
         "p50": _round(percentile(values, 50)),
         "p95": _round(percentile(values, 95)),

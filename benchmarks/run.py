@@ -8,7 +8,10 @@ The production set-up (two daphne processes, PostgreSQL, Redis) runs when both v
 are set: it makes a database of its own on that server (dropped afterwards) and uses that
 Redis database with keys of its own (deleted afterwards). Results go to benchmarks/out/
 (a table and JSON); ``--publish`` also writes benchmarks/results/<date>-<set-up>.json.
-Every request goes to 127.0.0.1. See benchmarks/RESULTS.md for what each figure means.
+Every request goes to 127.0.0.1. ``--only ttft,api,chromium,markdown,concurrency`` runs only
+those stages; ``--quick`` runs every figure that has a target with fewer repeats; the
+Chromium stage drives /usr/bin/chromium through Playwright. See benchmarks/RESULTS.md for
+what each figure means.
 """
 
 import argparse
@@ -16,6 +19,7 @@ import asyncio
 import datetime
 import json
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -26,9 +30,9 @@ from urllib.parse import urlsplit
 import httpx
 from websockets.asyncio.client import connect
 
-from benchmarks import load
-from benchmarks.clients import Browser
-from benchmarks.procfs import OtherLoad, machine, memory_mb
+from benchmarks import browser, load
+from benchmarks.clients import Browser, Tab
+from benchmarks.procfs import OtherLoad, cpu_probe, machine, memory_mb
 from benchmarks.stack import (
     EMBEDDED,
     FAST_MODEL,
@@ -43,8 +47,12 @@ from benchmarks.stack import (
     production,
     redis_cpu_seconds,
 )
+from tests.fake_upstream import MARKDOWN_MARKER, MARKDOWN_TOKENS
 
 BENCH_DIR = ROOT / "benchmarks"
+# Which of the fast model's conversations each stage uses (the first is the one-user
+# stage's, the Markdown ones at once follow the last).
+FAST_CHROMIUM, FAST_MARKDOWN, FAST_FIRST_MARKDOWN = 1, 2, 3
 FRAME_INTERVAL = 0.05  # WEBCHAT_FRAME_INTERVAL's default, which the servers run with
 RENDER_INTERVAL = 0.75  # WEBCHAT_RENDER_INTERVAL's default
 BROWSER_HEADERS = {
@@ -70,10 +78,15 @@ class Plan:
     render_repeats: int
     step_budget_seconds: float
     measure_make_run: bool
+    browser_sends: int  # typed into Chromium, one after another
+    markdown_one_user: int  # 1,500-token replies one after another
+    markdown_concurrent: int  # and at once
 
     @property
     def max_conversations(self) -> int:
-        return max(*self.steps_up, self.open_sockets, self.mid_load)
+        # The fast model's conversations: one user, Chromium, Markdown one user, at once.
+        fast = FAST_FIRST_MARKDOWN + self.markdown_concurrent
+        return max(*self.steps_up, self.open_sockets, self.mid_load, fast)
 
 
 FULL = Plan(
@@ -92,6 +105,28 @@ FULL = Plan(
     render_repeats=5,
     step_budget_seconds=150,
     measure_make_run=True,
+    browser_sends=30,
+    markdown_one_user=3,
+    markdown_concurrent=20,
+)
+# Every figure with a target, at its full load, but fewer repeats and no stepping up.
+QUICK = Plan(
+    pace=FULL.pace,
+    users=20,
+    single_user_replies=10,
+    mid_load=200,
+    spread_seconds=2.0,
+    step_spread_seconds=5.0,
+    steps_up=(500,),
+    steps_down=(),
+    open_sockets=200,
+    long_messages=500,
+    render_repeats=2,
+    step_budget_seconds=60,
+    measure_make_run=False,
+    browser_sends=10,
+    markdown_one_user=1,
+    markdown_concurrent=10,
 )
 SMOKE = Plan(
     pace=Upstream(
@@ -109,28 +144,46 @@ SMOKE = Plan(
     render_repeats=1,
     step_budget_seconds=30,
     measure_make_run=False,
+    browser_sends=2,
+    markdown_one_user=1,
+    markdown_concurrent=2,
 )
+STAGES = ("ttft", "api", "chromium", "markdown", "concurrency")
 
-# Targets on a 2-core machine: (figure path, comparison, limit, what it says).
+# Targets on a 2-core machine, the load generator on the same cores: (figure path,
+# comparison, limit, what it says). End to end first: send to first text, less the same
+# load's own time straight from the upstream.
 TARGETS = [
-    ("ttft.one_user.webchat_added_ms.p50", "<=", 10, "added time to first token, one user, p50"),
     (
-        "ttft.spread.webchat_added_ms.p95",
+        "chromium.e2e_added_ms.p50",
         "<=",
-        100,
-        "added time to first token, 200 conversations over 2 s, p95",
+        20,
+        "end-to-end added time to first token, one user, Chromium, p50",
     ),
     (
-        "ttft.burst.webchat_added_ms.p95",
+        "ttft.spread.e2e_added_ms.p95",
         "<=",
-        500,
-        "added time to first token, burst of 200, p95",
+        250,
+        "end-to-end added time to first token, 200 conversations over 2 s, p95",
     ),
+    (
+        "ttft.burst.e2e_added_ms.p95",
+        "<=",
+        1000,
+        "end-to-end added time to first token, burst of 200 sends, p95",
+    ),
+    ("ttft.one_user.cpu_per_send_ms.mean", "<=", 5, "server CPU per send, ms"),
     (
         "relay.chunks_per_cpu_second",
         ">=",
         10_000,
         "upstream chunks relayed per server CPU-second, 200 streams",
+    ),
+    (
+        "ttft.spread.duration_ratio.max",
+        "<=",
+        1.2,
+        "every reply of 200 over 2 s done within this many times its upstream time",
     ),
     (
         "relay.frames_per_reply_second.p95",
@@ -147,7 +200,12 @@ TARGETS = [
 
 
 async def run_setup(
-    setup: Setup, plan: Plan, workdir: Path, *, only: str | None, profile_dir: Path | None
+    setup: Setup,
+    plan: Plan,
+    workdir: Path,
+    *,
+    only: frozenset[str] = frozenset(STAGES),
+    profile_dir: Path | None,
 ) -> dict:
     others = OtherLoad()
     upstream = FakeUpstreamProcess(workdir, plan.pace)
@@ -202,10 +260,16 @@ async def run_setup(
         # Before any load: memory taken once is not given back to the system.
         result["memory"] = {"idle_mb": [round(memory_mb(pid)["rss"], 1) for pid in webchat.pids]}
         result["memory"].update(await _memory_with_sockets(stage, plan))
-        if only in (None, "ttft"):
+        if "ttft" in only:
             result["ttft"] = await _ttft(stage, plan, setup)
             result["relay"] = _relay(result["ttft"], plan.pace)
-        if only in (None, "concurrency"):
+        if "api" in only:
+            result["api"] = await _api(stage, plan, seeded["api_key"])
+        if "chromium" in only:
+            result["chromium"] = await _chromium(stage, plan)
+        if "markdown" in only:
+            result["markdown"] = await _markdown(stage, plan)
+        if "concurrency" in only:
             result["concurrency"] = await _concurrency(stage, plan)
         for browser in browsers:
             await browser.aclose()
@@ -294,14 +358,13 @@ async def _ttft(stage: load.Stage, plan: Plan, setup: Setup) -> dict:
     figures = {}
     _say(f"  one user, {plan.single_user_replies} replies in a row, fast model")
     tab = stage.tab(0, FAST_MODEL)
-    await tab.open()
-    prompts = [stage.prompt("one user via Webchat") for _ in range(plan.single_user_replies)]
-    async with load._watching(stage, stage.pids) as (meter, lags):
-        replies = [await tab.send(prompt, within=stage.reply_timeout) for prompt in prompts]
-    await tab.close()
-    one_user = load.LoadRun(replies, stage.upstream.entries(prompts), meter, [], lags)
+    tab.cpu_probe = cpu_probe(stage.pids)
+    one_user = await _in_a_row(
+        stage, tab, [stage.prompt("one user via Webchat") for _ in range(plan.single_user_replies)]
+    )
     direct = await _direct_in_a_row(stage, plan.single_user_replies)
     figures["one_user"] = _compare(one_user, direct)
+    figures["one_user"]["cpu_per_send_ms"] = load.spread_of(load.cpu_per_send_ms(one_user))
     figures["one_user"]["frames_per_reply_second"] = load.spread_of(
         load.frames_per_reply_second(one_user)
     )
@@ -315,12 +378,52 @@ async def _ttft(stage: load.Stage, plan: Plan, setup: Setup) -> dict:
         straight = await load.direct(stage, plan.mid_load, spread=spread, model=MODEL, label=name)
         figures[name] = _compare(through, straight)
         figures[name]["arrivals_over_s"] = spread
+        figures[name]["send_phase"] = load.send_phase(through)
         figures[name]["relay"] = _relay_of(through, redis_used)
     return figures
 
 
-async def _direct_in_a_row(stage: load.Stage, count: int) -> load.LoadRun:
-    prompts = [stage.prompt("one user direct") for _ in range(count)]
+async def _api(stage: load.Stage, plan: Plan, key: str) -> dict:
+    """One developer's script: streamed completions through ``/api/v1``, one after
+    another (the fast model), read as the upstream's own are, next to the same straight."""
+    count = plan.single_user_replies
+    _say(f"  one user, {count} API completions in a row, fast model")
+    prompts = [stage.prompt("one user via the API") for _ in range(count)]
+    api_base = f"{stage.urls[0]}/api/v1"
+    async with (
+        httpx.AsyncClient(
+            timeout=stage.reply_timeout, headers={"Authorization": f"Bearer {key}"}
+        ) as http,
+        load._watching(stage, stage.pids) as (meter, lags),
+    ):
+        replies = [
+            await load.direct_reply(
+                http, api_base, model=FAST_MODEL, prompt=prompt, within=stage.reply_timeout
+            )
+            for prompt in prompts
+        ]
+    through = load.LoadRun(replies, stage.upstream.entries(prompts), meter, [], lags)
+    direct = await _direct_in_a_row(stage, count, label="api")
+    return {"one_user": _compare(through, direct)}
+
+
+async def _in_a_row(
+    stage: load.Stage, tab: Tab, prompts: list[str], within: float | None = None
+) -> load.LoadRun:
+    """One open conversation sends ``prompts``, each once the previous reply is done."""
+    await tab.open()
+    async with load._watching(stage, stage.pids) as (meter, lags):
+        replies = [
+            await tab.send(prompt, within=within or stage.reply_timeout) for prompt in prompts
+        ]
+    await tab.close()
+    return load.LoadRun(replies, stage.upstream.entries(prompts), meter, [], lags)
+
+
+async def _direct_in_a_row(
+    stage: load.Stage, count: int, label: str = "one user", within: float | None = None
+) -> load.LoadRun:
+    prompts = [stage.prompt(f"{label} direct") for _ in range(count)]
     async with load.upstream_client() as http:
         replies = [
             await load.direct_reply(
@@ -328,7 +431,7 @@ async def _direct_in_a_row(stage: load.Stage, count: int) -> load.LoadRun:
                 stage.upstream.base_url,
                 model=FAST_MODEL,
                 prompt=prompt,
-                within=stage.reply_timeout,
+                within=within or stage.reply_timeout,
             )
             for prompt in prompts
         ]
@@ -341,6 +444,13 @@ def _compare(through: load.LoadRun, straight: load.LoadRun) -> dict:
         "conversations": len(through.replies),
         "errors": len(load.errors(through)),
         "error_examples": load.errors(through)[:3],
+        # End to end: send to first text, less the same arrival straight from the upstream.
+        "e2e_added_ms": load.spread_of(load.e2e_added_ms(through, straight)),
+        "e2e_ttft_ms": load.spread_of(_known(load.e2e_ttft_ms(through))),
+        "direct_ttft_ms": load.spread_of(_known(load.e2e_ttft_ms(straight))),
+        "phases_ms": load.phases_ms(through),
+        "cpu_ms_per_reply": load.cpu_ms_per_reply(through),
+        # Anchored on the upstream writing its first token: what happens after it only.
         "webchat_added_ms": load.spread_of(load.added_ttft_ms(through)),
         "direct_added_ms": load.spread_of(load.added_ttft_ms(straight)),
         "direct_errors": len(load.errors(straight)),
@@ -349,6 +459,109 @@ def _compare(through: load.LoadRun, straight: load.LoadRun) -> dict:
         "duration_ratio": load.spread_of(ratios),
         "client_lag_ms": load.spread_of(through.client_lag_ms),
         "server_peak_rss_mb": [round(value, 1) for value in through.peak_rss_mb],
+    }
+
+
+def _known(values: list[float | None]) -> list[float]:
+    return [value for value in values if value is not None]
+
+
+async def _chromium(stage: load.Stage, plan: Plan) -> dict:
+    """Sends typed into Chromium at one user, then the same straight to the upstream."""
+    if reason := browser.missing():
+        _say(f"  Chromium: skipped, {reason}")
+        return {"skipped": reason}
+    _say(f"  Chromium: {plan.browser_sends} sends in a row, fast model")
+    tab = stage.tab(FAST_CHROMIUM, FAST_MODEL)
+    prompts = [stage.prompt("Chromium") for _ in range(plan.browser_sends)]
+    sends = await browser.send_in_a_row(
+        base_url=tab.http_url,
+        cookies=tab.browser.http.cookies,
+        conversation_id=tab.conversation_id,
+        prompts=prompts,
+        within=stage.reply_timeout,
+    )
+    log = stage.upstream.entries(prompts)
+    direct = await _direct_in_a_row(stage, plan.browser_sends, "Chromium")
+    direct_ttft = load.e2e_ttft_ms(direct)
+    added = [
+        send.text_ms - straight
+        for send, straight in zip(sends, direct_ttft, strict=True)
+        if send.text_ms is not None and straight is not None
+    ]
+    failed = [f"{send.prompt}: {send.error}" for send in sends if send.error]
+    return {
+        "sends": len(sends),
+        "errors": len(failed),
+        "error_examples": failed[:3],
+        "e2e_added_ms": load.spread_of(added),
+        "e2e_ttft_ms": load.spread_of(_known([send.text_ms for send in sends])),
+        "direct_ttft_ms": load.spread_of(_known(direct_ttft)),
+        "phases_ms": _browser_phases(sends, log),
+    }
+
+
+def _browser_phases(sends: list[browser.BrowserSend], log: dict[str, dict]) -> dict:
+    """From the keydown (ms): the POST answered, the upstream asked (its wall-clock
+    arrival), text in the DOM, the next animation frame, the final state."""
+    asked = [
+        log[send.prompt]["received_at_wall"] * 1000 - send.keydown_wall_ms
+        for send in sends
+        if send.prompt in log
+    ]
+    return {
+        "post_answered": load.spread_of(_known([send.posted_ms for send in sends])),
+        "upstream_asked": load.spread_of(asked),
+        "first_text": load.spread_of(_known([send.text_ms for send in sends])),
+        "painted": load.spread_of(_known([send.painted_ms for send in sends])),
+        "done": load.spread_of(_known([send.done_ms for send in sends])),
+    }
+
+
+async def _markdown(stage: load.Stage, plan: Plan) -> dict:
+    """A 1,500-token Markdown reply (headings, a list, a table, two code blocks) at the
+    fast model's pace: one user, then several at once."""
+    pace = plan.pace
+    within = (pace.first_token_delay + MARKDOWN_TOKENS * pace.fast_token_interval) * 4 + 30
+    label = f"Markdown {MARKDOWN_MARKER}"
+    _say(f"  {MARKDOWN_TOKENS}-token Markdown replies: {plan.markdown_one_user} in a row")
+    tab = stage.tab(FAST_MARKDOWN, FAST_MODEL)
+    prompts = [stage.prompt(f"{label} one user") for _ in range(plan.markdown_one_user)]
+    one_user = await _in_a_row(stage, tab, prompts, within)
+    direct = await _direct_in_a_row(stage, plan.markdown_one_user, label, within)
+    figures = {"tokens": MARKDOWN_TOKENS, "one_user": _markdown_figures(one_user, direct)}
+    count = plan.markdown_concurrent
+    _say(f"  {MARKDOWN_TOKENS}-token Markdown replies: {count} at once")
+    through = await load.through_webchat(
+        stage,
+        count,
+        spread=0.0,
+        model=FAST_MODEL,
+        label=label,
+        first=FAST_FIRST_MARKDOWN,
+        within=within,
+    )
+    straight = await load.direct(
+        stage, count, spread=0.0, model=FAST_MODEL, label=label, within=within
+    )
+    figures["at_once"] = _markdown_figures(through, straight)
+    return figures
+
+
+def _markdown_figures(through: load.LoadRun, straight: load.LoadRun) -> dict:
+    chunks = load.chunks_sent(through)
+    cpu = through.cpu.used()
+    return {
+        "conversations": len(through.replies),
+        "errors": len(load.errors(through)),
+        "error_examples": load.errors(through)[:3],
+        "e2e_added_ms": load.spread_of(load.e2e_added_ms(through, straight)),
+        "webchat_added_ms": load.spread_of(load.added_ttft_ms(through)),
+        "duration_ratio": load.spread_of(load.duration_ratios(through, straight)),
+        "webchat_reply_s": load.spread_of([r.duration for r in through.replies if r.duration]),
+        "direct_reply_s": load.spread_of([r.duration for r in straight.replies if r.duration]),
+        "cpu_ms_per_reply": load.cpu_ms_per_reply(through),
+        "cpu_us_per_chunk": round(cpu * 1e6 / chunks) if chunks else None,
     }
 
 
@@ -486,39 +699,121 @@ def table(result: dict) -> str:
     def spread(figures: dict, keys: tuple[str, ...] = ("p50", "p95", "p99")) -> str:
         return " / ".join(_fmt(figures[key]) for key in keys)
 
-    ttft = result.get("ttft")
+    ttft, chromium, markdown = result.get("ttft"), result.get("chromium"), result.get("markdown")
+    scenarios = []
     if ttft:
         many = ttft["burst"]["conversations"]
         over = f"{many} over {ttft['spread']['arrivals_over_s']:g} s"
-        for name, label in (
-            ("one_user", "Added TTFT, one user (ms p50/p95/p99)"),
-            ("spread", f"Added TTFT, {over} (ms p50/p95/p99)"),
-            ("burst", f"Added TTFT, burst of {many} (ms p50/p95/p99)"),
-        ):
-            figures = ttft[name]
+        scenarios = [("one_user", "one user"), ("spread", over), ("burst", f"burst of {many}")]
+    # The headline: from the send to the first text, less the upstream's own time.
+    targeted = {"one_user": None, "spread": "p95", "burst": "p95"}
+    for name, label in scenarios:
+        figures = ttft[name]
+        path = f"ttft.{name}.e2e_added_ms.{targeted[name]}" if targeted[name] else ""
+        add(
+            f"End-to-end added TTFT, {label}, socket (ms p50/p95/p99)",
+            spread(figures["e2e_added_ms"]),
+            spread(figures["direct_ttft_ms"]),
+            path,
+        )
+    if api := result.get("api"):
+        add(
+            "End-to-end added TTFT, one user, API stream (ms p50/p95/p99)",
+            spread(api["one_user"]["e2e_added_ms"]),
+            spread(api["one_user"]["direct_ttft_ms"]),
+        )
+    if chromium and "skipped" in chromium:
+        add("End-to-end added TTFT, one user, Chromium", f"skipped: {chromium['skipped']}")
+        chromium = None
+    if chromium:
+        add(
+            "End-to-end added TTFT, one user, Chromium (ms p50/p95/p99)",
+            spread(chromium["e2e_added_ms"]),
+            spread(chromium["direct_ttft_ms"]),
+            "chromium.e2e_added_ms.p50",
+        )
+    for name, label in scenarios:
+        add(
+            f"Send phases, {label} (ms from the send, p50 (p95))",
+            _phases(ttft[name]["phases_ms"]),
+        )
+    if chromium:
+        add(
+            "Send phases, Chromium (ms from the keydown, p50 (p95))", _phases(chromium["phases_ms"])
+        )
+    if ttft:
+        add(
+            "Server CPU per send, one user (ms mean/p50/p95, send to first text)",
+            spread(ttft["one_user"]["cpu_per_send_ms"], ("mean", "p50", "p95")),
+            "",
+            "ttft.one_user.cpu_per_send_ms.mean",
+        )
+        for name, label in scenarios[1:]:
+            phase = ttft[name]["send_phase"] or {}
             add(
-                label,
-                spread(figures["webchat_added_ms"]),
-                spread(figures["direct_added_ms"]),
-                f"ttft.{name}.webchat_added_ms.{'p50' if name == 'one_user' else 'p95'}",
+                f"Server CPU per send, {label} (ms; first send to last upstream request, "
+                f"{_fmt(phase.get('chunks_meanwhile'))} chunks meanwhile)",
+                _fmt(phase.get("cpu_ms_per_send")),
             )
-        for name, label in (("spread", over), ("burst", f"burst of {many}")):
-            figures = ttft[name]
-            keys = ("p50", "p95", "max")
-            add(
-                f"Reply time, {label} (s p50/p95/max)",
-                spread(figures["webchat_reply_s"], keys),
-                spread(figures["direct_reply_s"], keys),
-            )
-            add(f"Errors, {label}", _fmt(figures["errors"]), _fmt(figures["direct_errors"]))
         relay = result["relay"]
+        steady = relay["steady"].get("chunks_per_cpu_second")
         add(
             f"Chunks per server CPU-second, {relay['streams']} streams (steady / whole run)",
-            f"{_fmt(relay['steady'].get('chunks_per_cpu_second'))} / "
-            f"{_fmt(relay['whole_run_chunks_per_cpu_second'])}",
+            f"{_fmt(steady)} / {_fmt(relay['whole_run_chunks_per_cpu_second'])}",
             "",
             "relay.chunks_per_cpu_second",
         )
+        add(
+            f"Server CPU per reply, {scenarios[1][1]} / {scenarios[2][1]} (ms)",
+            f"{_fmt(ttft['spread']['cpu_ms_per_reply'])} / "
+            f"{_fmt(ttft['burst']['cpu_ms_per_reply'])}",
+        )
+        add(
+            f"Reply time over upstream time, {scenarios[1][1]} (p50/p95/max)",
+            spread(ttft["spread"]["duration_ratio"], ("p50", "p95", "max")),
+            "",
+            "ttft.spread.duration_ratio.max",
+        )
+    if markdown:
+        for name, how in (("one_user", "in a row"), ("at_once", "at once")):
+            figures = markdown[name]
+            label = f"{markdown['tokens']:,}-token Markdown, {figures['conversations']} {how}"
+            add(
+                f"{label}: end-to-end added TTFT (ms p50/p95)",
+                spread(figures["e2e_added_ms"], ("p50", "p95")),
+            )
+            add(
+                f"{label}: reply time (s p50/max), over upstream time (p50/max)",
+                f"{spread(figures['webchat_reply_s'], ('p50', 'max'))}; "
+                f"{spread(figures['duration_ratio'], ('p50', 'max'))}",
+                spread(figures["direct_reply_s"], ("p50", "max")),
+            )
+            add(
+                f"{label}: server CPU per reply (ms), per chunk (µs); errors",
+                f"{_fmt(figures['cpu_ms_per_reply'])}, {_fmt(figures['cpu_us_per_chunk'])}; "
+                f"{_fmt(figures['errors'])}",
+            )
+    # Anchored on the upstream's first token: what happens after the upstream answers.
+    for name, label in scenarios:
+        figures = ttft[name]
+        add(
+            f"Added TTFT after the upstream's first token, {label} (ms p50/p95/p99)",
+            spread(figures["webchat_added_ms"]),
+            spread(figures["direct_added_ms"]),
+        )
+    for name, label in scenarios[1:]:
+        figures = ttft[name]
+        keys = ("p50", "p95", "max")
+        add(
+            f"Reply time, {label} (s p50/p95/max)",
+            spread(figures["webchat_reply_s"], keys),
+            spread(figures["direct_reply_s"], keys),
+        )
+        add(f"Errors, {label}", _fmt(figures["errors"]), _fmt(figures["direct_errors"]))
+    if chromium:
+        add("Errors, Chromium", _fmt(chromium["errors"]))
+    if ttft:
+        relay = result["relay"]
         add(
             "Websocket frames per second of a fast model's reply (p50/p95)",
             spread(relay["frames_per_reply_second"], ("p50", "p95")),
@@ -579,6 +874,14 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _phases(phases: dict) -> str:
+    """Each step of a send: ``name p50 (p95)``."""
+    return " · ".join(
+        f"{name.replace('_', ' ')} {_fmt(figures['p50'])} ({_fmt(figures['p95'])})"
+        for name, figures in phases.items()
+    )
+
+
 def _fmt_list(values: list) -> str:
     return " + ".join(_fmt(value) for value in values)
 
@@ -601,11 +904,23 @@ def setups_from_environment(environ: dict[str, str]) -> list[Setup]:
     return setups
 
 
+def _stages(text: str) -> frozenset[str]:
+    names = frozenset(name.strip() for name in text.split(",") if name.strip())
+    if not names or names - set(STAGES):
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(STAGES)}, not {text!r}")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     import os
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a few conversations, seconds long")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="every figure with a target at its load, fewer repeats (a few minutes)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="where to write")
     parser.add_argument(
         "--publish", action="store_true", help="also write benchmarks/results/<date>-<setup>.json"
@@ -617,9 +932,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["ttft", "concurrency"],
-        default=None,
-        help="run only these load scenarios (page, memory and start are always measured)",
+        type=_stages,
+        default=frozenset(STAGES),
+        help=f"run only these stages, comma-separated, of {', '.join(STAGES)} "
+        "(page, memory and start are always measured)",
     )
     parser.add_argument(
         "--setup",
@@ -628,7 +944,7 @@ def main(argv: list[str] | None = None) -> int:
         help="measure only this set-up (production needs DATABASE_URL and REDIS_URL)",
     )
     args = parser.parse_args(argv)
-    plan = SMOKE if args.smoke else FULL
+    plan = SMOKE if args.smoke else QUICK if args.quick else FULL
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     setups = setups_from_environment(dict(os.environ))
@@ -643,6 +959,9 @@ def main(argv: list[str] | None = None) -> int:
                     profile_dir=args.out / "profiles" if args.profile else None,
                 )
             )
+            # The servers' logs go with the results: what failed, and why.
+            for log in Path(workdir).glob("daphne-*.log"):
+                shutil.copy(log, args.out / f"{setup.name}-{log.name}")
         results.append(result)
         rendered = table(result)
         print(

@@ -48,6 +48,7 @@ def seed(args: argparse.Namespace) -> dict:
     from django.contrib.auth.hashers import make_password
     from django.db import transaction
 
+    from api.models import ApiKey
     from conversations.models import Conversation
 
     user_model = get_user_model()
@@ -81,7 +82,10 @@ def seed(args: argparse.Namespace) -> dict:
         )
         long_id = _conversation_with_history(reader, args.model[0], args.long_messages)
         short_id = _conversation_with_history(reader, args.model[0], 2)
+        # The API stage's developer: the first user, with a personal key.
+        _api_key, key = ApiKey.issue(owner=users[0], name="Benchmark")
     return {
+        "api_key": key,
         "users": [user.username for user in users],
         "reader": reader.username,
         "conversations": conversations,

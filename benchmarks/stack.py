@@ -43,6 +43,18 @@ def production(postgres: str, redis: str) -> Setup:
 
 
 @dataclass(frozen=True)
+class Restart:
+    """One process restarted: how it exited, how long it took to stop and to serve again."""
+
+    port: int
+    # time.monotonic() when it was sent SIGTERM.
+    signalled_at: float
+    exit_code: int
+    stop_seconds: float
+    start_seconds: float
+
+
+@dataclass(frozen=True)
 class Upstream:
     """The fake upstream's pace, the same for every reply of a run."""
 
@@ -185,16 +197,40 @@ class Webchat:
         )
         return json.loads(seeded)
 
-    def start(self) -> float:
+    def start(self, *, ready_path: str = "/accounts/login/") -> float:
         """Start every process as the systemd unit does; return the first one's start time:
         from the start command to the first page served."""
         start_times = []
         for port in self.ports:
             started = time.monotonic()
             self.processes.append(self._serve(port))
-            _wait_for_page(f"http://127.0.0.1:{port}", self.processes[-1], self._log(port))
+            _wait_for_page(
+                f"http://127.0.0.1:{port}", self.processes[-1], self._log(port), path=ready_path
+            )
             start_times.append(time.monotonic() - started)
         return start_times[0]
+
+    def restart(self, index: int) -> Restart:
+        """Restart one process as ``systemctl restart`` does, SIGTERM, its exit awaited (it
+        drains its replies) and a new one started, then wait until its /healthz answers, as
+        a rolling restart does before going on to the next (docs/deployment.md)."""
+        port = self.ports[index]
+        began = time.monotonic()
+        self.processes[index].terminate()
+        # Beyond the systemd unit's TimeoutStopSec (30 s), which would kill it.
+        exit_code = self.processes[index].wait(timeout=60)
+        stopped = time.monotonic()
+        self.processes[index] = self._serve(port)
+        _wait_for_page(
+            f"http://127.0.0.1:{port}", self.processes[index], self._log(port), path="/healthz"
+        )
+        return Restart(
+            port=port,
+            signalled_at=began,
+            exit_code=exit_code,
+            stop_seconds=stopped - began,
+            start_seconds=time.monotonic() - stopped,
+        )
 
     def measure_make_run_start(self) -> float:
         """``make run``'s start on the migrated database, through to the first page."""
@@ -227,13 +263,20 @@ class Webchat:
             )
 
 
-def _wait_for_page(url: str, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+def _wait_for_page(
+    url: str,
+    process: subprocess.Popen,
+    log: Path,
+    timeout: float = 30,
+    *,
+    path: str = "/accounts/login/",
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"daphne exited:\n{log.read_text()}")
         try:
-            if httpx.get(f"{url}/accounts/login/", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import httpx
 
-from conversations.upstream.client import LIMITS, ChatRequest, ContentDelta, UpstreamClient
+from conversations.upstream.chunks import ContentDelta
+from conversations.upstream.client import LIMITS, ChatRequest, UpstreamClient
 
 ROOT = Path(__file__).resolve().parent.parent
 CHUNKS_PER_SECOND = 20

@@ -5,17 +5,21 @@ backend by settings), never through a public URL: the views serve them to whoeve
 ``attachments_visible_to`` allows.
 """
 
+import asyncio
 import base64
 import json
 import logging
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
 
+from conversations import images
 from conversations.images import ImageLimits, NormalizedImage
 from conversations.models import Attachment, Message
 
@@ -25,13 +29,39 @@ logger = logging.getLogger(__name__)
 REQUEST_OVERHEAD_BYTES = 1024
 IMAGE_PART_OVERHEAD_BYTES = 100
 
+# Each process decodes one image at a time, in a thread of its own: however many are posted
+# at once, decoding takes at most the memory of one (WEBCHAT_MAX_IMAGE_MEMORY) and one core,
+# and the images waiting their turn hold no thread that requests need.
+_decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-decoder")
+
 
 def image_limits() -> ImageLimits:
     return ImageLimits(
         max_bytes=settings.WEBCHAT_MAX_IMAGE_BYTES,
         max_pixels=settings.WEBCHAT_MAX_IMAGE_PIXELS,
         max_side=settings.WEBCHAT_IMAGE_MAX_SIDE,
+        max_decoding_bytes=settings.WEBCHAT_MAX_IMAGE_MEMORY,
     )
+
+
+async def images_normalize(
+    uploads: Sequence[UploadedFile],
+) -> list[NormalizedImage | images.ImageRejected]:
+    """Each uploaded file normalized, or why it is refused, in this process's image
+    decoder: a message's images one after the other, after the messages posted before it,
+    so that only one message's normalized images are in memory while the others wait."""
+    limits = image_limits()
+
+    def normalize_each() -> list[NormalizedImage | images.ImageRejected]:
+        normalized: list[NormalizedImage | images.ImageRejected] = []
+        for upload in uploads:
+            try:
+                normalized.append(images.normalize(upload, filename=upload.name, limits=limits))
+            except images.ImageRejected as rejection:
+                normalized.append(rejection)
+        return normalized
+
+    return await asyncio.get_running_loop().run_in_executor(_decoder, normalize_each)
 
 
 def attachments_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Attachment]:

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext, gettext_lazy
 
 from accounts import access
-from conversations.forms import ConversationSettingsForm, PresetForm
+from conversations.forms import ConversationSettingsForm, ModelChoiceForm, PresetForm
 from conversations.models import Conversation, Message, Preset
 from conversations.services import MessageRefused
 from conversations.upstream.client import ChatRequest
@@ -70,6 +70,24 @@ def settings_update(*, conversation: Conversation, data: Mapping[str, str]) -> C
     return conversation
 
 
+def conversation_model_set(*, conversation: Conversation, data: Mapping[str, str]) -> Conversation:
+    """Give ``conversation`` the model in ``data``, one its owner may use (else ``Refused``)."""
+    form = ModelChoiceForm(data, models=model_choices(conversation))
+    if not form.is_valid():
+        raise Refused(form)
+    conversation.model = form.cleaned_data["model"]
+    conversation.save(update_fields=["model"])
+    return conversation
+
+
+def new_chat_model_check(*, user: AbstractBaseUser, data: Mapping[str, str]) -> str:
+    """The model in ``data`` for the user's next new chat, if they may use it (else ``Refused``)."""
+    form = ModelChoiceForm(data, models=access.allowed_models(user))
+    if not form.is_valid():
+        raise Refused(form)
+    return form.cleaned_data["model"]
+
+
 def chat_request(*, reply: Message, messages: list[dict]) -> ChatRequest:
     """The upstream request generating ``reply`` after ``messages``: the reply's model, the
     conversation's settings as they are now, and its system prompt first when it has one."""
@@ -92,18 +110,59 @@ def preset_create(*, owner: AbstractBaseUser, data: Mapping[str, str]) -> Preset
     form = PresetForm(data)
     if form.is_valid():
         name = form.cleaned_data["name"]
-        if not Preset.objects.filter(owner=owner, name__iexact=name).exists():
+        if not _name_taken(owner, name):
             try:
                 with transaction.atomic():
                     return Preset.objects.create(owner=owner, **form.cleaned_data)
             except IntegrityError:
                 pass  # the same name, saved at the same moment by another request
-        form.add_error(
-            "name",
-            gettext("You already have a preset named “%(name)s”. Choose another name.")
-            % {"name": name},
-        )
+        _refuse_name(form, name)
     raise Refused(form)
+
+
+def _name_taken(owner: AbstractBaseUser, name: str, *, other_than: Preset | None = None) -> bool:
+    presets = Preset.objects.filter(owner=owner, name__iexact=name)
+    if other_than is not None:
+        presets = presets.exclude(pk=other_than.pk)
+    return presets.exists()
+
+
+def _refuse_name(form: PresetForm, name: str) -> None:
+    form.add_error(
+        "name",
+        gettext("You already have a preset named “%(name)s”. Choose another name.")
+        % {"name": name},
+    )
+
+
+def preset_update(*, preset: Preset, data: Mapping[str, str]) -> Preset:
+    """Rename ``preset`` and change its system prompt; a bad value or a name in use by
+    another of the owner's presets refuses both (``Refused``)."""
+    form = PresetForm(data, auto_id=f"preset-{preset.pk}-%s")
+    if form.is_valid():
+        name = form.cleaned_data["name"]
+        if not _name_taken(preset.owner, name, other_than=preset):
+            changes = {"name": name, "system_prompt": form.cleaned_data["system_prompt"]}
+            try:
+                with transaction.atomic():
+                    Preset.objects.filter(pk=preset.pk).update(**changes)
+            except IntegrityError:
+                pass  # the same name, saved at the same moment by another request
+            else:
+                preset.name, preset.system_prompt = changes["name"], changes["system_prompt"]
+                return preset
+        _refuse_name(form, name)
+    raise Refused(form)
+
+
+def preset_for_owner(*, owner: AbstractBaseUser, preset_id: str) -> Preset:
+    """The owner's preset ``preset_id``; another user's is refused like a missing one."""
+    preset = None
+    if preset_id.isdecimal():
+        preset = Preset.objects.filter(owner=owner, pk=int(preset_id)).first()
+    if preset is None:
+        raise MessageRefused(NO_SUCH_PRESET)
+    return preset
 
 
 def preset_system_prompt(*, owner: AbstractBaseUser, preset_id: str) -> str:
@@ -111,9 +170,4 @@ def preset_system_prompt(*, owner: AbstractBaseUser, preset_id: str) -> str:
     preset (an empty id) gives none. Another user's preset is refused like a missing one."""
     if not preset_id:
         return ""
-    if not preset_id.isdecimal():
-        raise MessageRefused(NO_SUCH_PRESET)
-    preset = Preset.objects.filter(owner=owner, pk=int(preset_id)).first()
-    if preset is None:
-        raise MessageRefused(NO_SUCH_PRESET)
-    return preset.system_prompt
+    return preset_for_owner(owner=owner, preset_id=preset_id).system_prompt

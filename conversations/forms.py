@@ -27,18 +27,26 @@ def _limit_system_prompt(field: forms.CharField) -> None:
     ) % {"limit": f"{limit:,}"}
 
 
+MODEL_ERRORS = {
+    "required": gettext_lazy("Choose a model."),
+    "invalid_choice": gettext_lazy("You may not use the model “%(value)s”. Choose another one."),
+}
+
+
+class ModelChoiceForm(forms.Form):
+    """One of the models a user may use, chosen from the model menu."""
+
+    model = forms.ChoiceField(error_messages=MODEL_ERRORS)
+
+    def __init__(self, *args, models: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["model"].choices = [(model, model) for model in models]
+
+
 class ConversationSettingsForm(forms.Form):
     """A conversation's model and request settings; empty ones are not sent upstream."""
 
-    model = forms.ChoiceField(
-        label=gettext_lazy("Model"),
-        error_messages={
-            "required": gettext_lazy("Choose a model."),
-            "invalid_choice": gettext_lazy(
-                "You may not use the model “%(value)s”. Choose another one."
-            ),
-        },
-    )
+    model = forms.ChoiceField(label=gettext_lazy("Model"), error_messages=MODEL_ERRORS)
     system_prompt = forms.CharField(
         label=gettext_lazy("System prompt"),
         required=False,

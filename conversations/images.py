@@ -28,6 +28,7 @@ JPEG_QUALITY = 88
 WEBP_QUALITY = 88
 THUMBNAIL_QUALITY = 80
 MEGABYTE = 1024 * 1024
+DECODING_SLACK = 16 * MEGABYTE
 
 # EXIF orientation -> the transposition that makes the picture upright.
 _UPRIGHT = {
@@ -66,6 +67,8 @@ class ImageLimits:
     max_bytes: int = 20 * MEGABYTE
     max_pixels: int = 40_000_000
     max_side: int = 2048
+    # The memory normalizing one image may take (``decoding_bytes``).
+    max_decoding_bytes: int = 192 * MEGABYTE
 
 
 @dataclass(frozen=True)
@@ -82,19 +85,21 @@ class NormalizedImage:
 def normalize(file: BinaryIO, *, filename: str, limits: ImageLimits) -> NormalizedImage:
     """Check the image in ``file`` and return it normalized, or raise ``ImageRejected``.
 
-    Only the header is read before the size and pixel checks, so a decompression bomb is
-    refused without being decoded; the picture is decoded once, and JPEGs at a reduced scale
-    when they are much larger than needed.
+    Only the header is read before the size, pixel and memory checks, so a decompression
+    bomb is refused without being decoded; the picture is decoded once, and JPEGs at a
+    reduced scale when they are much larger than needed.
     """
     name = display_name(filename)
     _check_file_size(file, name, limits)
     try:
         with Image.open(file, formats=ACCEPTED_FORMATS) as source:
             _check_dimensions(source.size, name, limits)
+            source.draft(None, _fitted(source.size, limits.max_side))
+            _check_decoding_bytes(source, name, limits)
             source_format = source.format
+            # Only now: Pillow decodes a whole PNG to look for EXIF after its pixels.
             orientation = _orientation(source)
             icc_profile = source.info.get("icc_profile")
-            source.draft(None, _fitted(source.size, limits.max_side))
             source.load()
             image = _resized(_rgb_or_rgba(source), limits.max_side)
             image = _upright(_srgb(image, icc_profile), orientation)
@@ -178,6 +183,61 @@ def _check_dimensions(size: tuple[int, int], name: str, limits: ImageLimits) -> 
         )
 
 
+def decoding_bytes(image: Image.Image, max_side: int) -> int:
+    """The most memory ``normalize`` takes for ``image``, opened but not yet decoded, judged
+    from its header alone.
+
+    A small file can hold a huge picture (a 5 KB PNG of 6300 by 6300 one-bit pixels), and its
+    cost is what its pixels take once decoded at the bytes per pixel Pillow stores for its
+    mode, then again converted to RGB or RGBA; transparency adds the alpha channel and the
+    premultiplied copy Pillow resizes; libwebp keeps two canvases of its own and hands
+    Pillow a copy; resizing makes an intermediate image as wide as the result and as tall as
+    the original. What is made from the result (colours, orientation, the thumbnail, the
+    encoders' buffers) is counted at twice its size, and the allocators' own slack at a few
+    megabytes. ``tests/conversations/test_image_memory.py`` checks these figures against
+    measured peaks.
+    """
+    width, height = image.size
+    per_pixel = _stored_bytes_per_pixel(image.mode)
+    if image.mode not in ("RGB", "RGBA"):
+        per_pixel += 4  # converted to RGB or RGBA at full size
+    if image.mode.startswith("I;16"):
+        per_pixel += 1  # through eight-bit grey on the way
+    if "A" in image.getbands() or "transparency" in image.info:
+        per_pixel += 1 + 4
+    if image.format == "WEBP":
+        per_pixel += 4 + 4 + 4
+    fitted_width, fitted_height = _fitted(image.size, max_side)
+    resizing = 4 * fitted_width * height
+    results = 2 * 4 * fitted_width * fitted_height
+    return width * height * per_pixel + resizing + results + DECODING_SLACK
+
+
+def _stored_bytes_per_pixel(mode: str) -> int:
+    """Pillow keeps one byte per pixel for bilevel, grey and palette images, two for 16-bit
+    grey, and four for every other mode (RGB too, padded)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return 4
+
+
+def _check_decoding_bytes(image: Image.Image, name: str, limits: ImageLimits) -> None:
+    needed = decoding_bytes(image, limits.max_side)
+    if needed > limits.max_decoding_bytes:
+        raise ImageRejected(
+            name,
+            gettext(
+                "“%(name)s” is %(dimensions)s pixels, which would take %(needed)s of memory "
+                "to read; the limit is %(limit)s. Send a smaller image or a JPEG."
+            ),
+            dimensions=_dimensions(image.size),
+            needed=file_size(needed),
+            limit=file_size(limits.max_decoding_bytes),
+        )
+
+
 def _dimensions(size: tuple[int, int]) -> str:
     return f"{size[0]:,} \N{MULTIPLICATION SIGN} {size[1]:,}"
 
@@ -246,8 +306,12 @@ def _encoded(image: Image.Image, *, lossless_source: bool) -> tuple[str, str, by
             return "image/png", "png", data
         return "image/webp", "webp", _save(image, "WEBP", quality=WEBP_QUALITY)
     # Full-resolution colour keeps the text of screenshots and diagrams sharp.
-    subsampling = "4:4:4" if lossless_source else "4:2:0"
-    data = _save(image, "JPEG", quality=JPEG_QUALITY, subsampling=subsampling, optimize=True)
+    options = {"quality": JPEG_QUALITY, "subsampling": "4:4:4" if lossless_source else "4:2:0"}
+    try:
+        data = _save(image, "JPEG", optimize=True, **options)
+    except OSError:
+        # Pillow's buffer for an optimized JPEG is too small for a picture of noise.
+        data = _save(image, "JPEG", **options)
     return "image/jpeg", "jpg", data
 
 

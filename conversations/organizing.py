@@ -8,7 +8,6 @@ conversation's ``updated_at``: putting things in order is not activity.
 from django.db import transaction
 from django.utils.translation import gettext
 
-from conversations import services
 from conversations.models import Conversation, Message
 
 TITLE_MAX_CHARS = 100
@@ -47,7 +46,6 @@ def conversation_delete(*, conversation: Conversation) -> None:
     """Delete the conversation and its messages; their image files are deleted once the
     deletion is committed (signals.py). Refused while a reply is being written."""
     with transaction.atomic():
-        services.stale_replies_interrupt(conversation=conversation)
         if conversation.messages.filter(status__in=Message.ACTIVE_STATUSES).exists():
             raise ChangeRefused(
                 gettext(

@@ -19,6 +19,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
 from conversations.models import Conversation, Message
+from conversations.rendering import markdown_plain_text
 from conversations.search_index import MESSAGE_FTS, TITLE_FTS, postgresql_document
 
 MAX_QUERY_CHARS = 200
@@ -77,7 +78,12 @@ def search(user: AbstractBaseUser, query: str, limit: int = 20) -> list[SearchRe
         .order_by("-updated_at", "-pk")[:limit]
     )
     wanted = [latest_message[c.pk] for c in conversations if latest_message[c.pk] is not None]
-    texts = dict(Message.objects.filter(pk__in=wanted).values_list("pk", "content"))
+    texts = {
+        pk: markdown_plain_text(content) if role == Message.Role.ASSISTANT else content
+        for pk, role, content in Message.objects.filter(pk__in=wanted).values_list(
+            "pk", "role", "content"
+        )
+    }
     pattern = _match_pattern(terms)
     return [
         SearchResult(

@@ -4,23 +4,22 @@ These are synchronous (they run in transactions); async callers wrap them with
 ``sync_to_async``. Each one validates first and changes nothing when it refuses.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch, Q, prefetch_related_objects
+from django.db.models import Prefetch, Sum, prefetch_related_objects
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from accounts import access, limits
 from conversations import attachments, tree
 from conversations.images import NormalizedImage
-from conversations.models import Attachment, Conversation, Message
-from conversations.upstream import failures
+from conversations.models import Attachment, Conversation, Message, UnstoredReply
 
 TITLE_MAX_CHARS = 60
 STILL_WRITING = gettext_lazy(
@@ -32,13 +31,27 @@ CONTINUE_INSTRUCTION = (
 
 
 class MessageRefused(Exception):
-    """A message that cannot be sent; ``str(error)`` is shown to the user."""
+    """A message that cannot be sent; ``str(error)`` is shown to the user.
+
+    ``code`` says which limit refused it, where the API answers it differently: a rate
+    limit or quota (``limits.RATE``, ``limits.QUOTA``), or ``TOO_MANY_ACTIVE``."""
+
+    def __init__(self, message: str, *, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+TOO_MANY_ACTIVE = "too_many_active"
 
 
 def message_text_clean(text: str, *, with_images: bool = False) -> str:
     """The text to save; it may be empty only when images go with it."""
     if not with_images and (not text or not text.strip()):
         raise MessageRefused(gettext("Type a message before sending."))
+    if "\x00" in text:
+        raise MessageRefused(
+            gettext("The message holds a NUL character, which cannot be kept. Remove it.")
+        )
     limit = settings.WEBCHAT_MAX_MESSAGE_CHARS
     if len(text) > limit:
         raise MessageRefused(
@@ -97,6 +110,17 @@ def model_access_check(user: AbstractBaseUser, conversation: Conversation) -> No
         )
 
 
+def conversation_start_check(
+    *, owner: AbstractBaseUser, text: str, image_count: int, model: str = ""
+) -> None:
+    """Refuse, as ``conversation_start`` would, what can be judged before any image is
+    decoded: the text, the number of images, the model, the user's limits and replies."""
+    message_text_clean(text, with_images=bool(image_count))
+    image_count_check(image_count)
+    model_choose(owner, model)
+    _active_replies_check(owner_id=owner.pk, lock=False)
+
+
 def conversation_start(
     *,
     owner: AbstractBaseUser,
@@ -104,25 +128,121 @@ def conversation_start(
     images: Sequence[NormalizedImage] = (),
     model: str = "",
     system_prompt: str = "",
+    runner: str = "",
 ) -> tuple[Conversation, Message]:
     """Create a conversation with its first message; return it and the pending reply."""
     text = message_text_clean(text, with_images=bool(images))
     image_count_check(len(images))
     model = model_choose(owner, model)
-    title = title_from_text(text) or title_from_text(", ".join(i.original_name for i in images))
+    title = title_from_text(text) or ngettext("Image", "%(count)s images", len(images)) % {
+        "count": len(images)
+    }
     with attachments.files_stored(images) as unsaved_attachments, transaction.atomic():
         _active_replies_check(owner_id=owner.pk)
         conversation = Conversation.objects.create(
             owner=owner, title=title, model=model, system_prompt=system_prompt
         )
         _user_message, reply = _exchange_create(
-            conversation=conversation, text=text, unsaved_attachments=unsaved_attachments
+            conversation=conversation,
+            text=text,
+            unsaved_attachments=unsaved_attachments,
+            runner=runner,
         )
     return conversation, reply
 
 
+@dataclass(frozen=True)
+class Turn:
+    """One message of a conversation given whole (the API's ``messages``)."""
+
+    role: str  # Message.Role
+    text: str
+    images: Sequence[NormalizedImage] = ()
+
+
+def api_conversation_start(
+    *,
+    owner: AbstractBaseUser,
+    model: str,
+    turns: Sequence[Turn],
+    system_prompt: str = "",
+    settings_values: dict | None = None,
+    api_key_id: int | None = None,
+    runner: str = "",
+) -> tuple[Conversation, Message]:
+    """Store a conversation given whole through the API (marked as such, with the key it
+    came with), its turns in order, and a pending reply to the last, which is the user's.
+    ``settings_values`` are the request's options, stored as the conversation's settings."""
+    question = turns[-1]
+    title = title_from_text(question.text) or ngettext(
+        "Image", "%(count)s images", len(question.images)
+    ) % {"count": len(question.images)}
+    all_images = [image for turn in turns for image in turn.images]
+    with attachments.files_stored(all_images) as unsaved, transaction.atomic():
+        _active_replies_check(owner_id=owner.pk)
+        conversation = Conversation.objects.create(
+            owner=owner,
+            title=title,
+            model=model,
+            system_prompt=system_prompt,
+            source=Conversation.Source.API,
+            api_key_id=api_key_id,
+            **(settings_values or {}),
+        )
+        parent = None
+        for turn in turns[:-1]:
+            parent = Message.objects.create(
+                conversation=conversation,
+                parent=parent,
+                role=turn.role,
+                content=turn.text,
+                status=Message.Status.COMPLETE,
+                model=model if turn.role == Message.Role.ASSISTANT else "",
+            )
+            _attachments_save(parent, unsaved[: len(turn.images)])
+            unsaved = unsaved[len(turn.images) :]
+        user_message = Message.objects.create(
+            conversation=conversation, parent=parent, role=Message.Role.USER, content=question.text
+        )
+        _attachments_save(user_message, unsaved)
+        reply = _pending_reply_create(conversation, question=user_message, runner=runner)
+    return conversation, reply
+
+
+def _attachments_save(message: Message, unsaved: Sequence[Attachment]) -> None:
+    for attachment in unsaved:
+        attachment.message = message
+    Attachment.objects.bulk_create(unsaved)
+
+
+def unstored_reply_start(
+    *, owner: AbstractBaseUser, model: str, reserved_tokens: int, runner: str = ""
+) -> UnstoredReply:
+    """A reply through the API that stores no text (WEBCHAT_API_STORE off), under the same
+    limits as any other; it holds ``reserved_tokens`` against the quotas while written."""
+    with transaction.atomic():
+        _active_replies_check(owner_id=owner.pk)
+        return UnstoredReply.objects.create(
+            owner=owner, model=model, reserved_tokens=reserved_tokens, runner=runner
+        )
+
+
+def message_send_check(*, conversation: Conversation, text: str, image_count: int) -> None:
+    """Refuse, as ``message_send`` would, what can be judged before any image is decoded:
+    the text, the number of images, the model, a reply being written, the user's limits."""
+    message_text_clean(text, with_images=bool(image_count))
+    image_count_check(image_count)
+    model_access_check(conversation.owner, conversation)
+    _nothing_active_check(conversation)
+    _active_replies_check(owner_id=conversation.owner_id, lock=False)
+
+
 def message_send(
-    *, conversation: Conversation, text: str, images: Sequence[NormalizedImage] = ()
+    *,
+    conversation: Conversation,
+    text: str,
+    images: Sequence[NormalizedImage] = (),
+    runner: str = "",
 ) -> tuple[Message, Message]:
     """Add a user message (with ``images`` attached) and a pending reply to ``conversation``."""
     text = message_text_clean(text, with_images=bool(images))
@@ -133,11 +253,12 @@ def message_send(
         attachments.files_stored(images) as unsaved_attachments,
         transaction.atomic(),
     ):
-        # A reply left active by a generation that died must not block the conversation.
-        stale_replies_interrupt(conversation=conversation)
         _active_replies_check(owner_id=conversation.owner_id)
         user_message, reply = _exchange_create(
-            conversation=conversation, text=text, unsaved_attachments=unsaved_attachments
+            conversation=conversation,
+            text=text,
+            unsaved_attachments=unsaved_attachments,
+            runner=runner,
         )
     return user_message, reply
 
@@ -147,6 +268,7 @@ def _exchange_create(
     conversation: Conversation,
     text: str,
     unsaved_attachments: Sequence[Attachment],
+    runner: str = "",
     parent_id: int | None = None,
     follows_branch: bool = True,
 ) -> tuple[Message, Message]:
@@ -166,7 +288,7 @@ def _exchange_create(
     # without images, known to be none without asking the database.
     attached = Attachment.objects.all() if unsaved_attachments else Attachment.objects.none()
     prefetch_related_objects([user_message], Prefetch("attachments", queryset=attached))
-    return user_message, _pending_reply_create(conversation, question=user_message)
+    return user_message, _pending_reply_create(conversation, question=user_message, runner=runner)
 
 
 def _branch_end_id(conversation: Conversation) -> int | None:
@@ -177,16 +299,16 @@ def _branch_end_id(conversation: Conversation) -> int | None:
     )
 
 
-def _pending_reply_create(conversation: Conversation, *, question: Message) -> Message:
-    """A reply to ``question`` waiting for the model, shown from now on; its heartbeat
-    starts now, before the generation."""
+def _pending_reply_create(conversation: Conversation, *, question: Message, runner: str) -> Message:
+    """A reply to ``question`` waiting for the model, shown from now on, to be written by
+    ``runner`` (reply_runners.py)."""
     reply = Message.objects.create(
         conversation=conversation,
         parent=question,
         role=Message.Role.ASSISTANT,
         status=Message.Status.PENDING,
         model=conversation.model,
-        heartbeat_at=timezone.now(),
+        runner=runner,
     )
     _conversation_touch(conversation, current_leaf=reply)
     return reply
@@ -239,48 +361,25 @@ def latest_exchange(*, conversation_id: int) -> list[Message]:
     return messages
 
 
-def _stale_cutoff() -> datetime:
-    return timezone.now() - timedelta(seconds=settings.WEBCHAT_STALE_REPLY_SECONDS)
-
-
-def _stale(cutoff: datetime) -> Q:
-    return Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
-
-
-def stale_replies_interrupt(*, conversation: Conversation | None = None) -> int:
-    """Mark active replies whose generation died interrupted, keeping their text.
-
-    A running generation refreshes its reply's heartbeat with every save, so only replies
-    silent for WEBCHAT_STALE_REPLY_SECONDS are touched: safe with several processes.
-    Returns how many replies were marked.
-    """
-    stale = Message.objects.filter(_stale(_stale_cutoff()), status__in=Message.ACTIVE_STATUSES)
-    if conversation is not None:
-        stale = stale.filter(conversation=conversation)
-    if not stale.exists():
-        return 0  # the usual case, answered by a read: opening a page takes no write lock
-    return stale.update(
-        status=Message.Status.INTERRUPTED,
-        error=failures.SERVER_STOPPED_MESSAGE,
-        error_code=failures.INTERRUPTED,
-        completed_at=timezone.now(),
-    )
-
-
-def _active_replies_check(*, owner_id: int) -> None:
+def _active_replies_check(*, owner_id: int, lock: bool = True) -> None:
     """Refuse a new reply when the user has as many being written as allowed, or has
-    reached a rate limit or token quota."""
-    # Locking the user's row makes concurrent requests of one user take turns here.
-    list(get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk"))
+    reached a rate limit or token quota.
+
+    Locking the user's row makes concurrent requests of one user take turns here; the
+    early check, before images are decoded, only reads.
+    """
+    if lock:
+        list(get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk"))
     try:
         limits.reply_allowed_check(owner_id)
     except limits.LimitReached as reached:
-        raise MessageRefused(str(reached)) from None
-    active = (
-        Message.objects.filter(conversation__owner_id=owner_id, status__in=Message.ACTIVE_STATUSES)
-        .exclude(_stale(_stale_cutoff()))
-        .count()
-    )
+        raise MessageRefused(str(reached), code=reached.kind) from None
+    active = Message.objects.filter(
+        conversation__owner_id=owner_id, status__in=Message.ACTIVE_STATUSES
+    ).count()
+    active += UnstoredReply.objects.filter(
+        owner_id=owner_id, status__in=Message.ACTIVE_STATUSES
+    ).count()
     limit = settings.WEBCHAT_MAX_ACTIVE_REPLIES_PER_USER
     if active >= limit:
         raise MessageRefused(
@@ -288,11 +387,12 @@ def _active_replies_check(*, owner_id: int) -> None:
                 "You have %(count)s replies being written already, the most allowed at once. "
                 "Wait for one to finish, then try again."
             )
-            % {"count": active}
+            % {"count": active},
+            code=TOO_MANY_ACTIVE,
         )
 
 
-def reply_regenerate(*, reply: Message) -> Message:
+def reply_regenerate(*, reply: Message, runner: str = "") -> Message:
     """Answer ``reply``'s question again, in a new version of the reply.
 
     The old reply stays, as another version (see ``tree``); the new one is shown and,
@@ -303,11 +403,11 @@ def reply_regenerate(*, reply: Message) -> Message:
     conversation = reply.conversation
     with _one_active_reply(conversation), transaction.atomic():
         _reply_restart_check(reply)
-        regenerated = _pending_reply_create(conversation, question=reply.parent)
+        regenerated = _pending_reply_create(conversation, question=reply.parent, runner=runner)
     return regenerated
 
 
-def reply_continue(*, reply: Message) -> Message:
+def reply_continue(*, reply: Message, runner: str = "") -> Message:
     """Generate more of ``reply`` into the same message, after the text it already has."""
     if not reply.can_be_continued:
         raise MessageRefused(
@@ -321,7 +421,7 @@ def reply_continue(*, reply: Message) -> Message:
         "finish_reason": "",
         "completed_at": None,
         "time_to_first_token_ms": None,
-        "heartbeat_at": timezone.now(),
+        "runner": runner,
     }
     with _one_active_reply(conversation), transaction.atomic():
         _reply_restart_check(reply)
@@ -346,30 +446,72 @@ def _reply_restart_check(reply: Message) -> None:
 
 
 def _nothing_active_check(conversation: Conversation) -> None:
-    stale_replies_interrupt(conversation=conversation)
     if conversation.messages.filter(status__in=Message.ACTIVE_STATUSES).exists():
         raise MessageRefused(STILL_WRITING)
 
 
-def message_edit(*, message: Message, text: str) -> tuple[Message, Message]:
+NOTHING_TO_SEND = gettext_lazy(
+    "A message needs text or an image: type some text, or keep or add an image."
+)
+
+
+def _edit_kept(message: Message, removed_ids: Collection[int]) -> list[Attachment]:
+    return [each for each in message.attachments.all() if each.pk not in removed_ids]
+
+
+def _edit_content_check(text: str, image_count: int) -> str:
+    if image_count == 0 and not text.strip():
+        raise MessageRefused(str(NOTHING_TO_SEND))
+    image_count_check(image_count)
+    return message_text_clean(text, with_images=image_count > 0)
+
+
+def message_edit_check(
+    *, message: Message, text: str, removed_ids: Collection[int] = (), image_count: int = 0
+) -> None:
+    """Refuse, as ``message_edit`` would, what can be judged before any new image is
+    decoded: the text and images left, the model, a reply being written, the user's limits."""
+    if message.role != Message.Role.USER:
+        raise MessageRefused(gettext("Only your own messages can be edited."))
+    _edit_content_check(text, len(_edit_kept(message, removed_ids)) + image_count)
+    conversation = message.conversation
+    model_access_check(conversation.owner, conversation)
+    _nothing_active_check(conversation)
+    _active_replies_check(owner_id=conversation.owner_id, lock=False)
+
+
+def message_edit(
+    *,
+    message: Message,
+    text: str,
+    removed_ids: Collection[int] = (),
+    images: Sequence[NormalizedImage] = (),
+    runner: str = "",
+) -> tuple[Message, Message]:
     """Send an edited ``message`` as a new version of it, and answer it.
 
     The conversation goes on from the new version; the original and everything after it
-    stay in the tree. Images of the original go with the new version.
+    stay in the tree. The original's images go with the new version, but those whose ids
+    are in ``removed_ids``, followed by ``images``; text may be empty while images remain.
     """
     if message.role != Message.Role.USER:
         raise MessageRefused(gettext("Only your own messages can be edited."))
-    originals = list(message.attachments.all())
-    text = message_text_clean(text, with_images=bool(originals))
+    kept = _edit_kept(message, removed_ids)
+    text = _edit_content_check(text, len(kept) + len(images))
     conversation = message.conversation
     model_access_check(conversation.owner, conversation)
-    with _one_active_reply(conversation), transaction.atomic():
+    with (
+        _one_active_reply(conversation),
+        attachments.files_stored(images) as added,
+        transaction.atomic(),
+    ):
         _nothing_active_check(conversation)
         _active_replies_check(owner_id=conversation.owner_id)
         edited, reply = _exchange_create(
             conversation=conversation,
             text=text,
-            unsaved_attachments=attachments.copies_of(originals),
+            unsaved_attachments=attachments.copies_of(kept) + added,
+            runner=runner,
             parent_id=message.parent_id,
             follows_branch=False,
         )
@@ -383,6 +525,17 @@ def branch_show(*, conversation: Conversation, message: Message) -> None:
         leaf_id = tree.shape_of(conversation.pk).newest_leaf_under(message.pk)
         Conversation.objects.filter(pk=conversation.pk).update(current_leaf_id=leaf_id)
     conversation.current_leaf_id = leaf_id
+
+
+def conversation_usage(*, conversation_id: int) -> dict:
+    """Tokens spent in the conversation, replaced versions included, in one query; each
+    total is None while no reply reported it."""
+    return Message.objects.filter(conversation_id=conversation_id).aggregate(
+        prompt_tokens=Sum("prompt_tokens"),
+        completion_tokens=Sum("completion_tokens"),
+        reasoning_tokens=Sum("reasoning_tokens"),
+        cached_tokens=Sum("cached_tokens"),
+    )
 
 
 def active_reply(conversation: Conversation) -> Message | None:

@@ -9,14 +9,21 @@ conversation list again and anything else goes back to the page it came from (``
 from urllib.parse import urlsplit
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
+from accounts.theme import COOKIE_MAX_AGE
 from conversations import organizing, search, titles
-from conversations.lookups import conversation_for_user, sidebar_conversations
+from conversations.lookups import (
+    API_HIDDEN_COOKIE,
+    api_conversations_hidden,
+    conversation_for_user,
+    sidebar_conversations,
+)
 from webchat.return_url import return_url
 
 SIDEBAR_RESULTS = 20
@@ -25,7 +32,9 @@ PAGE_RESULTS = 50
 
 def _conversation_list(request: HttpRequest, return_to: str) -> HttpResponse:
     context = {
-        "sidebar_conversations": list(sidebar_conversations(request.user)),
+        "sidebar_conversations": list(
+            sidebar_conversations(request.user, hide_api=api_conversations_hidden(request))
+        ),
         "current_path": urlsplit(return_to).path,
         "return_to": return_to,
     }
@@ -135,5 +144,26 @@ def conversation_search(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         context["announce"] = True
         return render(request, "conversations/partials/_search_results.html", context)
-    context["sidebar_conversations"] = list(sidebar_conversations(request.user))
+    context["sidebar_conversations"] = list(
+        sidebar_conversations(request.user, hide_api=api_conversations_hidden(request))
+    )
     return render(request, "conversations/search.html", context)
+
+
+@require_POST
+def api_conversations_show(request: HttpRequest) -> HttpResponse:
+    """Show or hide the conversations held through the API in the sidebar (a cookie, like
+    the theme: a choice of this browser's)."""
+    response = redirect(return_url(request))
+    if request.POST.get("hide") == "1":
+        response.set_cookie(
+            API_HIDDEN_COOKIE,
+            "1",
+            max_age=COOKIE_MAX_AGE,
+            secure=settings.SESSION_COOKIE_SECURE,
+            httponly=True,
+            samesite="Lax",
+        )
+    else:
+        response.delete_cookie(API_HIDDEN_COOKIE, samesite="Lax")
+    return response

@@ -2,9 +2,10 @@
 short title in a separate, non-streamed request.
 
 Until then, and for good when that request fails or answers nothing usable, the title is
-the first words of the first message (``services.conversation_start``). Only such titles
-are replaced: one the user chose never is. A stored title is pushed to the conversation's
-open tabs, into the page heading and the sidebar.
+the first words of the first message (``services.conversation_start``), or "Image" for a
+conversation that starts with images only, which is then named after its first reply. Only
+such titles are replaced: one the user chose never is. A stored title is pushed to the
+conversation's open tabs, into the page heading and the sidebar.
 """
 
 import asyncio
@@ -13,10 +14,10 @@ import re
 import unicodedata
 
 from django.conf import settings
-from django.utils.html import format_html
 
 from conversations import frames
 from conversations.models import Conversation, Message
+from conversations.rendering import markdown_plain_text
 from conversations.upstream.client import ChatRequest, UpstreamError, get_client
 
 logger = logging.getLogger(__name__)
@@ -79,9 +80,22 @@ async def title_generate(conversation_id: int) -> None:
     if first_message is None:
         return
     content, model = first_message
+    if not content.strip():
+        # Images only: the first reply says what they are.
+        first_reply = await (
+            Message.objects.filter(
+                conversation_id=conversation_id,
+                role=Message.Role.ASSISTANT,
+                status=Message.Status.COMPLETE,
+            )
+            .order_by("pk")
+            .values_list("content", flat=True)
+            .afirst()
+        )
+        content = markdown_plain_text(first_reply or "")
     text = " ".join(content.split())[:PROMPT_MAX_CHARS]
     if not text:
-        return  # images only: their names stay the title
+        return
     request = ChatRequest(
         model=model,
         messages=[{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": text}],
@@ -107,7 +121,7 @@ async def title_generate(conversation_id: int) -> None:
 def title_clean(text: str) -> str | None:
     """A model's answer made a title: its first line, without quotes, labels or Markdown,
     at most TITLE_MAX_CHARS long; None when nothing is left."""
-    lines = [line for line in text.splitlines() if line.strip()]
+    lines = [line for line in markdown_plain_text(text).splitlines() if line.strip()]
     if not lines:
         return None
     title = " ".join(lines[0].split())
@@ -121,16 +135,6 @@ def title_clean(text: str) -> str | None:
     return title or None
 
 
-def title_frame(conversation_id: int, title: str) -> str:
-    """Out-of-band swaps that put ``title`` in the page heading and the sidebar entry."""
-    return format_html(
-        '<span id="chat-title" hx-swap-oob="innerHTML">{title}</span>'
-        '<span id="conversation-{pk}-title" hx-swap-oob="innerHTML">{title}</span>',
-        title=title,
-        pk=conversation_id,
-    )
-
-
 async def title_publish(conversation_id: int, title: str) -> None:
     """Show ``title`` in every open tab of the conversation."""
-    await frames.publish(conversation_id, title_frame(conversation_id, title))
+    await frames.publish(conversation_id, frames.title_frame(conversation_id, title))

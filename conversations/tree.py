@@ -67,12 +67,13 @@ def branch_ids(conversation: Conversation, shape: Shape | None = None) -> list[i
 
 
 def branch(conversation: Conversation) -> list[Message]:
-    """The messages shown, oldest first, with their attachments."""
+    """The messages shown, oldest first, with their attachments and feedback."""
     return messages_in_order(branch_ids(conversation))
 
 
 def messages_in_order(ids: list[int]) -> list[Message]:
-    found = Message.objects.filter(pk__in=ids).prefetch_related("attachments").in_bulk()
+    messages = Message.objects.filter(pk__in=ids).prefetch_related("attachments", "feedback")
+    found = messages.in_bulk()
     return [found[pk] for pk in ids if pk in found]
 
 

@@ -25,10 +25,10 @@ from django.utils.http import content_disposition_header
 from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext, gettext_lazy, ngettext
 
-from conversations import export, tree
-from conversations.models import Attachment, Conversation, Message
-from review import audit, flags, usage_report
-from review.models import Flag, ModelPrice, ReviewAccess
+from conversations import export, shares, tree
+from conversations.models import Attachment, Conversation, Feedback, Message, Share
+from review import audit, flags, privacy, usage_report
+from review.models import Flag, ModelPrice, ReviewAccess, ShareEvent
 from webchat.return_url import return_url
 
 
@@ -90,6 +90,38 @@ class HasErrorsFilter(ExistsFilter):
         )
 
 
+class SharedFilter(ExistsFilter):
+    title = gettext_lazy("has live share links")
+    parameter_name = "shared"
+
+    def related(self, conversation):
+        return Share.objects.filter(conversation=conversation, revoked_at__isnull=True)
+
+
+class FeedbackFilter(admin.SimpleListFilter):
+    """Conversations by the feedback their owner gave their replies."""
+
+    title = gettext_lazy("feedback")
+    parameter_name = "feedback"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("up", gettext("Thumbs up")),
+            ("down", gettext("Thumbs down")),
+            ("none", gettext("None")),
+        ]
+
+    def queryset(self, request, queryset):
+        given = Feedback.objects.filter(message__conversation=OuterRef("pk"))
+        if self.value() == "up":
+            return queryset.filter(Exists(given.filter(rating=Feedback.Rating.UP)))
+        if self.value() == "down":
+            return queryset.filter(Exists(given.filter(rating=Feedback.Rating.DOWN)))
+        if self.value() == "none":
+            return queryset.filter(~Exists(given))
+        return queryset
+
+
 class LastActivityFilter(admin.DateFieldListFilter):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -142,8 +174,25 @@ def _csv_cell(value: object) -> object:
     return value
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the application writes: never added or edited in the admin."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class AuditRecordAdmin(ReadOnlyAdmin):
+    """A record of what was done: not deleted either."""
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(ReadOnlyAdmin):
     """Conversations, read-only for everyone: a list with their figures, a review page
     with the transcript (when staff may read conversations), flags and a usage report."""
 
@@ -156,14 +205,18 @@ class ConversationAdmin(admin.ModelAdmin):
         "started",
         "last_activity",
         "open_flags",
+        "source",
     )
     list_filter = (
         "owner",
         "model",
+        "source",
         ("updated_at", LastActivityFilter),
         FlaggedFilter,
         HasImagesFilter,
         HasErrorsFilter,
+        SharedFilter,
+        FeedbackFilter,
     )
     list_select_related = ("owner",)
     list_per_page = 50
@@ -203,6 +256,19 @@ class ConversationAdmin(admin.ModelAdmin):
             )
         )
 
+    def get_list_display(self, request):
+        if audit.staff_can_read():
+            return self.list_display
+        # Not even sorted by title: sorted among titles one wrote oneself, others' are read.
+        return ("number_shown", *self.list_display[1:])
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # Filtering on what users wrote would reveal it a guess at a time, and would skip the
+        # audit: only search finds words, and only while staff may read conversations.
+        if privacy.lookup_reaches_private_field(self.model, lookup):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
     def get_search_fields(self, request):
         if audit.staff_can_read():
             return ("title", "messages__content", "owner__username")
@@ -230,14 +296,12 @@ class ConversationAdmin(admin.ModelAdmin):
             actions.pop("export_json", None)
         return actions
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
     @admin.display(description=gettext_lazy("title"), ordering="title")
     def title_shown(self, conversation: Conversation) -> str:
+        return _conversation_label(conversation)
+
+    @admin.display(description=gettext_lazy("conversation"), ordering="pk")
+    def number_shown(self, conversation: Conversation) -> str:
         return _conversation_label(conversation)
 
     @admin.display(description=gettext_lazy("messages"), ordering="message_count")
@@ -331,6 +395,7 @@ class ConversationAdmin(admin.ModelAdmin):
                 for flag in conversation_flags
                 if flag.message_id and flag.message_id not in shown_ids
             ],
+            "conversation_shares": list(conversation.shares.all()),
             "can_flag": request.user.has_perm("review.add_flag"),
             "can_clear": request.user.has_perm("review.change_flag"),
             "has_delete_permission": self.has_delete_permission(request, conversation),
@@ -433,7 +498,12 @@ class ConversationAdmin(admin.ModelAdmin):
             if request.GET.get("format") == "csv":
                 return self._usage_csv(rows, start, end)
             days = usage_report.usage_per_day(rows, start=start, end=end)
+            feedback_rows = usage_report.feedback_report(
+                start=start, end=end, user_id=user.pk if user else None
+            )
             context.update(
+                feedback_rows=feedback_rows,
+                feedback_total=usage_report.feedback_total(feedback_rows),
                 rows=rows,
                 chart=usage_report.usage_chart(days),
                 totals={
@@ -484,7 +554,7 @@ class FlagStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Flag)
-class FlagAdmin(admin.ModelAdmin):
+class FlagAdmin(ReadOnlyAdmin):
     """Flags are made on a conversation's page; here they are listed and cleared."""
 
     list_display = (
@@ -509,12 +579,6 @@ class FlagAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
     actions = ["clear"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def has_clear_permission(self, request) -> bool:
         return request.user.has_perm("review.change_flag")
@@ -581,24 +645,21 @@ class FlagAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReviewAccess)
-class ReviewAccessAdmin(admin.ModelAdmin):
-    """The audit of staff reading other users' conversations: nobody adds, edits or
-    deletes its rows in the admin."""
+class ReviewAccessAdmin(AuditRecordAdmin):
+    """The audit of staff reading other users' conversations and images: nobody adds, edits
+    or deletes its rows in the admin."""
 
-    list_display = ("viewed_at", "viewer_username", "conversation_shown", "owner_username")
-    list_filter = ("viewed_at",)
-    search_fields = ("viewer_username", "owner_username", "=conversation_ref")
-    fields = ("viewed_at", "viewer_username", "conversation_shown", "owner_username")
+    list_display = (
+        "viewed_at",
+        "viewer_username",
+        "read_shown",
+        "conversation_shown",
+        "owner_username",
+    )
+    list_filter = ("viewed_at", "kind")
+    search_fields = ("viewer_username", "owner_username", "=conversation_ref", "=attachment_ref")
+    fields = list_display
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=gettext_lazy("conversation"), ordering="conversation_ref")
     def conversation_shown(self, access: ReviewAccess) -> str:
@@ -608,6 +669,111 @@ class ReviewAccessAdmin(admin.ModelAdmin):
             }
         label = gettext("Conversation %(number)s") % {"number": access.conversation_ref}
         return _conversation_link(access.conversation_id, label)
+
+    @admin.display(description=gettext_lazy("read"))
+    def read_shown(self, access: ReviewAccess) -> str:
+        number = {"number": access.attachment_ref}
+        if access.kind == ReviewAccess.Kind.IMAGE:
+            return gettext("image %(number)s") % number
+        if access.kind == ReviewAccess.Kind.THUMBNAIL:
+            return gettext("thumbnail of image %(number)s") % number
+        return gettext("the conversation")
+
+
+class ShareStateFilter(admin.SimpleListFilter):
+    title = gettext_lazy("state")
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("live", gettext("Live")), ("revoked", gettext("Revoked"))]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("live", "revoked"):
+            return queryset.filter(revoked_at__isnull=self.value() == "live")
+        return queryset
+
+
+@admin.register(Share)
+class ShareAdmin(ReadOnlyAdmin):
+    """Share links, listed by their figures: never their token (it would open the link) nor
+    what they show, and their conversation by title only while staff may read conversations."""
+
+    list_display = ("__str__", "conversation_shown", "owner", "audience", "created_at", "revoked")
+    list_filter = ("audience", ShareStateFilter, "created_at")
+    list_select_related = ("conversation__owner",)
+    search_fields = ("conversation__owner__username",)
+    fields = ("conversation_shown", "owner", "audience", "message_count", "created_at", "revoked")
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.has_perm("conversations.change_share")
+
+    def lookup_allowed(self, lookup, value, request=None):
+        if privacy.lookup_reaches_private_field(self.model, lookup):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description=gettext_lazy("conversation"), ordering="conversation_id")
+    def conversation_shown(self, share: Share) -> str:
+        return _conversation_link(share.conversation_id, _conversation_label(share.conversation))
+
+    @admin.display(description=gettext_lazy("owner"), ordering="conversation__owner__username")
+    def owner(self, share: Share) -> str:
+        return share.conversation.owner.get_username()
+
+    @admin.display(description=gettext_lazy("messages"))
+    def message_count(self, share: Share) -> int:
+        return len(share.snapshot)
+
+    @admin.display(description=gettext_lazy("revoked"), ordering="revoked_at")
+    def revoked(self, share: Share) -> str:
+        if share.revoked_at is None:
+            return ""
+        return date_format(timezone.localtime(share.revoked_at), "SHORT_DATETIME_FORMAT")
+
+    @admin.action(description=gettext_lazy("Revoke the selected links"), permissions=["revoke"])
+    def revoke(self, request, queryset):
+        live = list(queryset.filter(revoked_at__isnull=True).select_related("conversation__owner"))
+        for share in live:
+            shares.share_revoke(share=share, user=request.user)
+        self.message_user(
+            request,
+            ngettext("%(count)s link revoked.", "%(count)s links revoked.", len(live))
+            % {"count": len(live)},
+            messages.SUCCESS,
+        )
+
+
+@admin.register(ShareEvent)
+class ShareEventAdmin(AuditRecordAdmin):
+    """The audit of share links opened by others than their owners, and revoked: nobody
+    adds, edits or deletes its rows in the admin."""
+
+    list_display = (
+        "at",
+        "kind",
+        "actor_shown",
+        "share_ref",
+        "conversation_shown",
+        "owner_username",
+    )
+    list_filter = ("kind", "at")
+    search_fields = ("actor_username", "owner_username", "=share_ref", "=conversation_ref")
+    fields = list_display
+    readonly_fields = fields
+
+    @admin.display(description=gettext_lazy("who"), ordering="actor_username")
+    def actor_shown(self, event: ShareEvent) -> str:
+        return event.actor_username or gettext("someone not signed in")
+
+    @admin.display(description=gettext_lazy("conversation"), ordering="conversation_ref")
+    def conversation_shown(self, event: ShareEvent) -> str:
+        number = {"number": event.conversation_ref}
+        if event.conversation_id is None:
+            return gettext("Conversation %(number)s (deleted)") % number
+        label = gettext("Conversation %(number)s") % number
+        return _conversation_link(event.conversation_id, label)
 
 
 @admin.register(ModelPrice)

@@ -1,13 +1,16 @@
-"""The admin's usage report: usage per user and day, as a table and a chart."""
+"""The admin's usage report: usage per user and day, as a table and a chart, and the
+feedback users gave replies, per model and day."""
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncDate
+from django.conf import settings
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from conversations.models import Message
+from conversations.models import Feedback, Message, UnstoredReply
 
 FAILED_STATUSES = (Message.Status.ERROR, Message.Status.INTERRUPTED)
 
@@ -27,16 +30,32 @@ class UsageRow:
     errors: int  # replies that failed or were cut off by a failure
 
 
-def usage_report(*, start: date, end: date, user_id: int | None = None) -> list[UsageRow]:
-    """Usage per user and day from ``start`` to ``end``, both included, in one query."""
-    since = timezone.make_aware(datetime.combine(start, time.min))
-    until = timezone.make_aware(datetime.combine(end + timedelta(days=1), time.min))
+def _period(start: date, end: date) -> tuple[ZoneInfo, datetime, datetime]:
+    """From the start of ``start`` to the end of ``end`` in WEBCHAT_TIME_ZONE, as quotas
+    count days, whatever the reader's zone."""
+    zone = ZoneInfo(settings.TIME_ZONE)
+    since = timezone.make_aware(datetime.combine(start, time.min), zone)
+    until = timezone.make_aware(datetime.combine(end + timedelta(days=1), time.min), zone)
+    return zone, since, until
+
+
+def _messages_of(start: date, end: date, user_id: int | None) -> tuple[QuerySet, ZoneInfo]:
+    """The messages written from ``start`` to ``end``, both included, in conversations of
+    ``user_id`` (or anyone's)."""
+    zone, since, until = _period(start, end)
     messages = Message.objects.filter(created_at__gte=since, created_at__lt=until)
     if user_id is not None:
         messages = messages.filter(conversation__owner_id=user_id)
+    return messages, zone
+
+
+def usage_report(*, start: date, end: date, user_id: int | None = None) -> list[UsageRow]:
+    """Usage per user and day from ``start`` to ``end``, both included. The API's replies
+    that were not stored (WEBCHAT_API_STORE off) count with the stored ones."""
+    messages, zone = _messages_of(start, end, user_id)
     assistant = Q(role=Message.Role.ASSISTANT)
     rows = (
-        messages.annotate(day=TruncDate("created_at"))
+        messages.annotate(day=TruncDate("created_at", tzinfo=zone))
         .values("day", "conversation__owner_id", "conversation__owner__username")
         .annotate(
             messages=Count("pk", filter=Q(role=Message.Role.USER)),
@@ -48,8 +67,8 @@ def usage_report(*, start: date, end: date, user_id: int | None = None) -> list[
         )
         .order_by("day", "conversation__owner__username")
     )
-    return [
-        UsageRow(
+    report = {
+        (row["day"], row["conversation__owner_id"]): UsageRow(
             day=row["day"],
             user_id=row["conversation__owner_id"],
             username=row["conversation__owner__username"],
@@ -61,7 +80,115 @@ def usage_report(*, start: date, end: date, user_id: int | None = None) -> list[
             errors=row["errors"],
         )
         for row in rows
+    }
+    unstored = list(_unstored_rows(start, end, user_id))
+    if not unstored:
+        return list(report.values())  # in the database's order
+    for row in unstored:
+        key = (row["day"], row["owner_id"])
+        known = report.get(key)
+        report[key] = UsageRow(
+            day=row["day"],
+            user_id=row["owner_id"],
+            username=row["owner__username"],
+            # Each unstored reply answered one message of the user's.
+            messages=row["replies"] + (known.messages if known else 0),
+            replies=row["replies"] + (known.replies if known else 0),
+            tokens_in=row["tokens_in"] + (known.tokens_in if known else 0),
+            tokens_out=row["tokens_out"] + (known.tokens_out if known else 0),
+            reasoning_tokens=row["reasoning_tokens"] + (known.reasoning_tokens if known else 0),
+            errors=row["errors"] + (known.errors if known else 0),
+        )
+    return sorted(report.values(), key=lambda row: (row.day, row.username))
+
+
+def _unstored_rows(start: date, end: date, user_id: int | None):
+    zone, since, until = _period(start, end)
+    replies = UnstoredReply.objects.filter(created_at__gte=since, created_at__lt=until)
+    if user_id is not None:
+        replies = replies.filter(owner_id=user_id)
+    return (
+        replies.annotate(day=TruncDate("created_at", tzinfo=zone))
+        .values("day", "owner_id", "owner__username")
+        .annotate(
+            replies=Count("pk"),
+            tokens_in=Sum("prompt_tokens", default=0),
+            tokens_out=Sum("completion_tokens", default=0),
+            reasoning_tokens=Sum("reasoning_tokens", default=0),
+            errors=Count("pk", filter=Q(status__in=FAILED_STATUSES)),
+        )
+        .order_by()
+    )
+
+
+@dataclass(frozen=True)
+class Ratings:
+    """Thumbs up and down given to some replies."""
+
+    up: int
+    down: int
+
+    @property
+    def satisfaction(self) -> int | None:
+        """Thumbs up, as a whole percentage of the ratings; None without any."""
+        rated = self.up + self.down
+        return round(100 * self.up / rated) if rated else None
+
+
+@dataclass(frozen=True)
+class FeedbackRow(Ratings):
+    """One model's replies of one day, their tokens and how their owners rated them."""
+
+    day: date
+    model: str
+    replies: int
+    tokens: int
+
+
+def feedback_report(*, start: date, end: date, user_id: int | None = None) -> list[FeedbackRow]:
+    """Replies, tokens, thumbs up and down per model and day, for the replies written from
+    ``start`` to ``end``; in one query."""
+    messages, zone = _messages_of(start, end, user_id)
+    # A reply has one feedback at most (only its owner rates it): the join adds no rows.
+    rows = (
+        messages.filter(role=Message.Role.ASSISTANT)
+        .annotate(day=TruncDate("created_at", tzinfo=zone))
+        .values("day", "model")
+        .annotate(
+            replies=Count("pk"),
+            tokens=Sum(Coalesce("prompt_tokens", 0) + Coalesce("completion_tokens", 0)),
+            up=Count("feedback", filter=Q(feedback__rating=Feedback.Rating.UP)),
+            down=Count("feedback", filter=Q(feedback__rating=Feedback.Rating.DOWN)),
+        )
+        .order_by("day", "model")
+    )
+    return [
+        FeedbackRow(
+            day=row["day"],
+            model=row["model"],
+            replies=row["replies"],
+            tokens=row["tokens"] or 0,
+            up=row["up"],
+            down=row["down"],
+        )
+        for row in rows
     ]
+
+
+@dataclass(frozen=True)
+class FeedbackTotal(Ratings):
+    replies: int
+    tokens: int
+
+
+def feedback_total(rows: list[FeedbackRow]) -> FeedbackTotal:
+    """The rows added up: every model's replies, tokens and ratings of every day."""
+    return FeedbackTotal(
+        replies=sum(row.replies for row in rows),
+        tokens=sum(row.tokens for row in rows),
+        up=sum(row.up for row in rows),
+        down=sum(row.down for row in rows),
+    )
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 PASSWORD = "correct horse battery"
+# The two screens every page is tried on: a laptop and a phone.
+DESKTOP = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
+SCREENS = {"desktop": DESKTOP, "phone": PHONE}
 
 
 @contextmanager

@@ -66,6 +66,11 @@ def png_decompression_bomb() -> bytes:
     return encoded(Image.new("1", (8000, 8000)), optimize=True)
 
 
+def png_that_passes_the_pixel_limit() -> bytes:
+    """A 5 KB PNG of 6300 x 6300 one-bit pixels: under 40 megapixels, 250 MB to read."""
+    return encoded(Image.new("1", (6300, 6300)), optimize=True)
+
+
 def truncated_jpeg() -> bytes:
     data = encoded(Image.effect_noise((400, 300), 60).convert("RGB"), "JPEG")
     return data[: len(data) // 2]

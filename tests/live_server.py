@@ -6,11 +6,17 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psycopg
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+POSTGRES = "postgres://postgres@127.0.0.1:5432"
 
 
 def free_port() -> int:
@@ -73,9 +79,15 @@ class LiveServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        self._wait_until_serving()
+        try:
+            self._wait_until_serving()
+        except RuntimeError:
+            self.stop()  # a fixture that fails here never stops it
+            raise
 
-    def _wait_until_serving(self, timeout: float = 20) -> None:
+    def _wait_until_serving(self, timeout: float = 120) -> None:
+        # Generous: migrating a fresh database takes long on a busy machine; only a server
+        # that is truly stuck waits this long.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -88,13 +100,27 @@ class LiveServer:
         raise RuntimeError(f"server did not start:\n{self.log.read_text()}")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        process_stop(self.process)
+
+
+def process_stop(process: subprocess.Popen | None) -> None:
+    """Ask a server process to stop, and kill it if it has not within ten seconds."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_for(condition, *, what: str, timeout: float = 20.0) -> None:
+    """Poll what a live server writes and nothing signals (its database, its health)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Timed out waiting for {what}.")
+        time.sleep(0.05)
 
 
 def sign_in(client: httpx.Client, username: str, password: str) -> None:
@@ -109,3 +135,21 @@ def sign_in(client: httpx.Client, username: str, password: str) -> None:
         },
     )
     assert response.status_code == 302, response.text
+
+
+@contextmanager
+def postgres_database(prefix: str) -> Iterator[str]:
+    """A fresh PostgreSQL database of its own on the machine's server, whatever the suite's
+    DATABASE_URL is, dropped afterwards; the test is skipped without a server."""
+    try:
+        admin = psycopg.connect(f"{POSTGRES}/postgres", connect_timeout=2, autocommit=True)
+    except psycopg.OperationalError as error:
+        pytest.skip(f"needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust): {error}")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES}/{name}"
+    finally:
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

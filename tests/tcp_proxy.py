@@ -36,6 +36,21 @@ class TcpProxy:
         self._listener.close()
         self.drop()
 
+    def refuse(self) -> None:
+        """Close the port and reset every open connection: the target looks down."""
+        # Closing alone does not wake the thread waiting in accept(); shutting down does.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        self._thread.join()
+        self.drop()
+
+    def accept_again(self) -> None:
+        """Listen on the same port again, after ``refuse()``."""
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._thread = threading.Thread(target=self._accept, name="tcp-proxy", daemon=True)
+        self._thread.start()
+
     def drop(self) -> int:
         """Reset every open connection (an RST, no goodbye); return how many were open."""
         with self._lock:

@@ -31,13 +31,27 @@ def test_the_benchmark_runs_a_few_conversations_and_writes_its_results(tmp_path)
     )
 
     assert result.returncode == 0, result.stderr
-    assert "| Added TTFT, one user" in result.stdout
+    assert "| End-to-end added TTFT, one user, socket" in result.stdout
+    assert "| End-to-end added TTFT, one user, Chromium" in result.stdout
+    assert "| End-to-end added TTFT, one user, API stream" in result.stdout
     [written] = tmp_path.glob("*-embedded.json")
     figures = json.loads(written.read_text())
     for scenario in ("one_user", "spread", "burst"):
         ran = figures["ttft"][scenario]
         assert ran["errors"] == ran["direct_errors"] == 0, ran["error_examples"]
         assert ran["webchat_added_ms"]["count"] == ran["conversations"]
+        assert ran["e2e_added_ms"]["count"] == ran["conversations"]
+        assert ran["phases_ms"]["upstream_asked"]["count"] == ran["conversations"]
+    assert figures["ttft"]["one_user"]["cpu_per_send_ms"]["count"] > 0
+    api = figures["api"]["one_user"]
+    assert api["errors"] == api["direct_errors"] == 0, api["error_examples"]
+    assert api["e2e_added_ms"]["count"] == api["conversations"]
+    assert figures["chromium"]["errors"] == 0, figures["chromium"]["error_examples"]
+    assert figures["chromium"]["e2e_added_ms"]["count"] == figures["chromium"]["sends"]
+    for scenario in ("one_user", "at_once"):
+        ran = figures["markdown"][scenario]
+        assert ran["errors"] == 0, ran["error_examples"]
+        assert ran["e2e_added_ms"]["count"] == ran["conversations"]
     assert figures["concurrency"]["steps"][0]["errors"] == 0
     assert figures["page"]["requests"] >= 3
     assert figures["memory"]["with_sockets_mb"][0] > 0

@@ -9,7 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fake_upstream import DONE, FakeUpstream, FakeUpstreamConfig, split_into_tokens
+from tests.fake_upstream import (
+    DONE,
+    MARKDOWN_MARKER,
+    MARKDOWN_REPLY,
+    MARKDOWN_TOKENS,
+    FakeUpstream,
+    FakeUpstreamConfig,
+    split_into_tokens,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -205,6 +213,35 @@ def test_it_logs_each_chat_request_as_a_json_line(tmp_path):
     assert entry["tokens"] == 4
     assert entry["first_token_at"] <= entry["last_token_at"]
     assert entry["disconnected"] is False
+
+
+def test_its_log_says_when_each_request_arrived_on_both_clocks(tmp_path):
+    log = tmp_path / "requests.jsonl"
+    with FakeUpstream(FakeUpstreamConfig(first_token_delay=0.05), request_log=log) as fake:
+        sent, sent_wall = time.monotonic(), time.time()
+        httpx.post(f"{fake.base_url}/chat/completions", json=CHAT_BODY, timeout=5)
+        fake.wait_idle()
+
+    [entry] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sent < entry["received_at"] < entry["first_token_at"] - 0.04
+    assert sent_wall - 1 < entry["received_at_wall"] < time.time()
+
+
+async def test_a_prompt_with_the_marker_streams_the_long_markdown_reply(fake_upstream):
+    fake_upstream.reset(token_count=3)
+    asking = {**CHAT_BODY, "messages": [{"role": "user", "content": f"Explain {MARKDOWN_MARKER}"}]}
+
+    response = await post_chat(fake_upstream.base_url, asking)
+    titled = await post_chat(fake_upstream.base_url, {**asking, "stream": False})
+
+    deltas = [json.loads(event)["choices"] for event in data_events(response.content)[:-1]]
+    text = "".join(c[0]["delta"].get("content") or "" for c in deltas if c)
+    assert text == MARKDOWN_REPLY
+    assert len(split_into_tokens(text)) == MARKDOWN_TOKENS
+    for block in ("\n## ", "\n- ", "\n| ", "```python\n", "```bash\n"):
+        assert block in text
+    # Only streamed replies are long: a title request gets the usual reply.
+    assert titled.json()["choices"][0]["message"]["content"] == "word0 word1 word2"
 
 
 async def test_a_model_can_stream_at_its_own_pace(fake_upstream):

@@ -7,17 +7,14 @@ import re
 import httpx
 import pytest
 from asgiref.sync import async_to_sync
-from channels.routing import URLRouter
-from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.test import Client
 from django.urls import include, path, reverse
 
-from conversations.generation import running_generation
 from conversations.models import Message
-from conversations.routing import websocket_urlpatterns
 from conversations.upstream import client as upstream
 from tests.fake_upstream import FAILURES
+from tests.generation_helpers import communicator_for, finished
 from tests.live_server import LiveServer
 
 CANARY = "sk-webchat-canary-7f3e91c4d2b8a6f0"
@@ -62,17 +59,13 @@ async def test_no_reply_outcome_shows_or_logs_the_key(
     failure, canary_key, fake_upstream, every_log_record, async_owner_client, conversation, owner
 ):
     fake_upstream.reset(failure=failure, echo_authorization=True, token_count=20)
-    communicator = WebsocketCommunicator(
-        URLRouter(websocket_urlpatterns), f"/ws/conversations/{conversation.pk}/"
-    )
-    communicator.scope["user"] = owner
+    communicator = communicator_for(conversation.pk, owner)
     assert (await communicator.connect())[0]
 
     url = reverse("conversations:message-create", args=[conversation.pk])
     response = await async_owner_client.post(url, {"text": "hi"}, headers={"HX-Request": "true"})
     reply = await Message.objects.filter(role=Message.Role.ASSISTANT).alast()
-    if (task := running_generation(reply.pk)) is not None:
-        await task
+    await finished(reply)
     frames = []
     while not await communicator.receive_nothing(timeout=0.2):
         frames.append(await communicator.receive_from())
@@ -84,8 +77,9 @@ async def test_no_reply_outcome_shows_or_logs_the_key(
     assert reply.status != Message.Status.PENDING
     assert frames
     if failure == "http_400":  # the upstream's own message is shown, its quote scrubbed
-        assert "Authorization: Bearer [redacted]" in reply.error
+        assert "Authorization: Bearer [redacted]" in reply.error_detail
     outputs = [response.content.decode(), page.content.decode(), reply.content, reply.error]
+    outputs += [reply.error_detail]
     outputs += [*frames, every_log_record.text]
     outputs += [str(record.__dict__) for record in every_log_record.records]
     assert not [output for output in outputs if CANARY in output]

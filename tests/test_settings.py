@@ -39,14 +39,33 @@ def test_it_starts_without_a_secret_key_in_debug_mode():
         ("WEBCHAT_MAX_MESSAGE_CHARS", "0", "must be at least 1"),
         ("WEBCHAT_READ_TIMEOUT", "soon", "WEBCHAT_READ_TIMEOUT must be a number"),
         ("WEBCHAT_MODELS", " , ", "WEBCHAT_MODELS must name at least one model"),
-        ("WEBCHAT_STALE_REPLY_SECONDS", "2", "at least three times WEBCHAT_SAVE_INTERVAL"),
+        ("WEBCHAT_SHUTDOWN_GRACE", "-1", "WEBCHAT_SHUTDOWN_GRACE must be at least 0.0"),
         ("WEBCHAT_MAX_UPSTREAM_PER_PROCESS", "0", "must be at least 1"),
+        ("WEBCHAT_LOG_FORMAT", "xml", "WEBCHAT_LOG_FORMAT must be text or json, not 'xml'"),
+        ("WEBCHAT_METRICS_ALLOWED", "127.0.0.1,office", "must list IP addresses or networks"),
     ],
 )
 def test_bad_values_fail_loudly(name, value, message):
     result = _load_settings(SECRET_KEY="x", WEBCHAT_API_KEY="k", **{name: value})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_logs_are_text_unless_json_is_asked_for():
+    formatter = 's.LOGGING["handlers"]["console"]["formatter"]'
+    assert _load_settings(formatter, SECRET_KEY="x").stdout.strip() == "text"
+    assert _load_settings(formatter, SECRET_KEY="x", WEBCHAT_LOG_FORMAT="JSON").stdout.strip() == (
+        "json"
+    )
+
+
+def test_metrics_answer_the_loopback_unless_told_otherwise():
+    allowed = "[str(network) for network in s.WEBCHAT_METRICS_ALLOWED]"
+    assert _load_settings(allowed, SECRET_KEY="x").stdout.strip() == "['127.0.0.0/8', '::1/128']"
+    result = _load_settings(
+        allowed, SECRET_KEY="x", WEBCHAT_METRICS_ALLOWED="10.0.0.0/8, 192.0.2.7"
+    )
+    assert result.stdout.strip() == "['10.0.0.0/8', '192.0.2.7/32']"
 
 
 def test_postgresql_connections_come_from_a_pool_and_none_is_kept_per_thread():
@@ -74,7 +93,8 @@ def test_with_redis_frames_go_through_its_publish_subscribe_layer():
     )
     assert result.stdout.strip() == (
         "channels_redis.pubsub.RedisPubSubChannelLayer "
-        "{'hosts': ['redis://cache.example.com:6379/0'], 'prefix': 'chat-7'}"
+        "{'hosts': [{'address': 'redis://cache.example.com:6379/0', "
+        "'socket_connect_timeout': 2.0, 'socket_timeout': 2.0}], 'prefix': 'chat-7'}"
     )
 
 
@@ -108,7 +128,8 @@ PRODUCTION_ENVIRONMENT = {
     "ALLOWED_HOSTS": "chat.example.com",
     "CSRF_TRUSTED_ORIGINS": "https://chat.example.com",
     "WEBCHAT_BEHIND_TLS_PROXY": "true",
-    "WEBCHAT_CLIENT_IP_HEADER": "X-Real-IP",
+    "WEBCHAT_LOG_FORMAT": "json",
+    "WEBCHAT_TRUSTED_PROXIES": "127.0.0.1",
 }
 
 
@@ -167,9 +188,50 @@ def test_behind_a_tls_proxy_cookies_are_secure_and_https_is_enforced():
         ("WEBCHAT_HSTS_SECONDS", "a year", "WEBCHAT_HSTS_SECONDS must be a whole number"),
         ("WEBCHAT_LOGIN_MAX_FAILURES", "0", "must be at least 1"),
         ("WEBCHAT_LOGIN_LOCKOUT_SECONDS", "15m", "WEBCHAT_LOGIN_LOCKOUT_SECONDS must be a whole"),
+        ("WEBCHAT_TIME_ZONE", "Mars/Olympus", "WEBCHAT_TIME_ZONE must be a time zone name"),
+        ("WEBCHAT_LOGIN_MAX_USERNAMES_PER_ADDRESS", "0", "must be at least 1"),
+        ("WEBCHAT_TRUSTED_PROXIES", "127.0.0.1,nginx", "not 'nginx'"),
+        ("WEBCHAT_TRUSTED_PROXIES", "10.0.0.1/8", "networks such as 10.0.0.0/8, not '10.0.0.1/8'"),
+        (
+            "WEBCHAT_CLIENT_IP_HEADER",
+            "X-Real-IP",
+            "WEBCHAT_CLIENT_IP_HEADER is no longer read: set WEBCHAT_TRUSTED_PROXIES instead",
+        ),
+        (
+            "WEBCHAT_LOGIN_MAX_FAILURES_PER_ADDRESS",
+            "20",
+            "set WEBCHAT_LOGIN_MAX_USERNAMES_PER_ADDRESS instead",
+        ),
     ],
 )
 def test_bad_production_settings_fail_loudly(name, value, message):
     result = _load_settings(**{"SECRET_KEY": "x", "WEBCHAT_BEHIND_TLS_PROXY": "true", name: value})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_trusted_proxies_are_addresses_or_networks():
+    result = _load_settings(
+        "[str(network) for network in s.WEBCHAT_TRUSTED_PROXIES]",
+        SECRET_KEY="x",
+        WEBCHAT_TRUSTED_PROXIES=" 127.0.0.1, 10.0.0.0/8 ,::1",
+    )
+    assert result.stdout.strip() == "['127.0.0.1/32', '10.0.0.0/8', '::1/128']"
+
+
+def test_how_long_a_sign_in_lasts_comes_from_the_environment():
+    show = "s.SESSION_COOKIE_AGE, s.SESSION_EXPIRE_AT_BROWSER_CLOSE"
+    assert _load_settings(show, SECRET_KEY="x").stdout.strip() == "1209600 False"
+    chosen = _load_settings(
+        show, SECRET_KEY="x", SESSION_COOKIE_AGE="28800", SESSION_EXPIRE_AT_BROWSER_CLOSE="true"
+    )
+    assert chosen.stdout.strip() == "28800 True"
+    too_short = _load_settings(SECRET_KEY="x", SESSION_COOKIE_AGE="30")
+    assert "SESSION_COOKIE_AGE must be at least 60" in too_short.stderr
+    unclear = _load_settings(SECRET_KEY="x", SESSION_EXPIRE_AT_BROWSER_CLOSE="sometimes")
+    assert "SESSION_EXPIRE_AT_BROWSER_CLOSE must be true or false" in unclear.stderr
+
+
+def test_behind_a_tls_proxy_health_probes_and_metrics_scrapes_stay_on_plain_http():
+    result = _load_settings("s.SECURE_REDIRECT_EXEMPT", **PRODUCTION_ENVIRONMENT)
+    assert result.stdout.strip() == "['^healthz$', '^metrics$']"

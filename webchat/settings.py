@@ -3,9 +3,12 @@
 Bad values fail loudly at start-up rather than being silently replaced.
 """
 
+import ipaddress
 import json
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -59,6 +62,21 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+def env_networks(
+    name: str, default: str = ""
+) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated IP addresses or networks in CIDR notation (10.0.0.0/8)."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must list IP addresses or networks such as 10.0.0.0/8, not {item!r}."
+            ) from None
+    return networks
+
+
 DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = env_str("SECRET_KEY")
@@ -76,7 +94,7 @@ INSTALLED_APPS = [
     "daphne",
     # Before the admin, whose registration/ templates its own replace.
     "accounts",
-    "django.contrib.admin",
+    "webchat.admin_site.WebchatAdminConfig",  # Django's admin, under Webchat's name
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -88,23 +106,36 @@ INSTALLED_APPS = [
     "channels",
     "conversations",
     "review",
+    "api",
+    # Single sign-on (README, "Single sign-on"): allauth's accounts are required by its
+    # social accounts; only the OpenID Connect provider's views are routed.
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
 ]
 
 # Django's own middleware, under their own names, so that its deployment checks see them.
 # ServeStatic (WhiteNoise's maintained, async-capable successor) serves static files without
 # moving each request to a thread. Ours add what Django lacks: the Content-Security-Policy
-# header and gzip for whole text responses (webchat/middleware.py), and the first-run setup.
+# header and gzip for whole text responses (webchat/middleware.py), and the first-run setup;
+# two more put the request's id and its user's in every line it logs (webchat/logs.py).
 MIDDLEWARE = [
+    # First, so that every line logged for a request, even a refused Host, carries its id.
+    "webchat.middleware.request_log_context",
     "django.middleware.security.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
     "webchat.middleware.content_security_policy",
     "webchat.middleware.compress_text",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "accounts.time_zone.browser_time_zone_middleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.first_run_setup_middleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "webchat.middleware.user_log_context",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -126,6 +157,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "webchat.context_processors.webchat",
                 "accounts.theme.theme_context",
+                "accounts.privacy_notice.privacy_notice_context",
             ],
         },
     },
@@ -165,6 +197,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": env_str("WEBCHAT_TEST_DB_NAME") or None}
 
 REDIS_URL = env_str("REDIS_URL")
+# A Redis that does not answer fails a call after this many seconds (a frame's publish, a
+# session's read) rather than holding up the reply or the request that made it.
+REDIS_SOCKET_TIMEOUT = 2.0
 if REDIS_URL:
     # Redis's publish/subscribe: a frame is published once for its conversation, and Redis
     # pushes it to the processes with a socket in it. channels-redis's other layer queues
@@ -174,7 +209,13 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+                        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                    }
+                ],
                 "prefix": env_str("WEBCHAT_CHANNEL_PREFIX", "webchat"),
             },
         }
@@ -203,7 +244,14 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 LANGUAGE_COOKIE_AGE = 365 * 24 * 60 * 60
 LANGUAGE_COOKIE_HTTPONLY = True
 LANGUAGE_COOKIE_SAMESITE = "Lax"
-TIME_ZONE = "UTC"
+# Where days and months begin, for quotas and the usage report (an IANA name).
+TIME_ZONE = env_str("WEBCHAT_TIME_ZONE", "UTC")
+try:
+    ZoneInfo(TIME_ZONE)
+except (ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(
+        f"WEBCHAT_TIME_ZONE must be a time zone name such as Europe/Paris, not {TIME_ZONE!r}."
+    ) from None
 USE_I18N = True
 USE_TZ = True
 
@@ -227,6 +275,10 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or BASE_DIR / "var" / "media")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 SESSION_COOKIE_HTTPONLY = True
+# How long a sign-in lasts without being saved again (Django's default, two weeks), and
+# whether the browser forgets it on closing. A page's socket closes when its session ends.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 14 * 24 * 60 * 60, minimum=60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", False)
 # Every request reads its session: from the cache, with the database behind it.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SECURE_REFERRER_POLICY = "same-origin"
@@ -240,17 +292,48 @@ WEBCHAT_CONTENT_SECURITY_POLICY = (
 )
 CSRF_COOKIE_HTTPONLY = False
 
+# Logs go to standard error, one line per event: readable text, or JSON objects for log
+# collectors with WEBCHAT_LOG_FORMAT=json. Lines logged while serving a request or writing
+# a reply carry their ids (webchat/logs.py); daphne's access lines come through "webchat.access".
+WEBCHAT_LOG_FORMAT = env_str("WEBCHAT_LOG_FORMAT", "text").lower()
+if WEBCHAT_LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(
+        f"WEBCHAT_LOG_FORMAT must be text or json, not {WEBCHAT_LOG_FORMAT!r}."
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "context": {"()": "webchat.logs.LogContextFilter"},
+        "expected_refusals": {"()": "webchat.logs.ExpectedRefusalFilter"},
+    },
+    "formatters": {
+        "text": {
+            "()": "webchat.logs.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
+        "json": {
+            "()": "webchat.logs.json_formatter",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": WEBCHAT_LOG_FORMAT,
+            "filters": ["expected_refusals", "context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
     },
 }
+
+# /metrics (webchat/metrics.py) answers these addresses, and a bearer of this token; others
+# get 404.
+WEBCHAT_METRICS_ALLOWED = env_networks("WEBCHAT_METRICS_ALLOWED", "127.0.0.0/8,::1")
+WEBCHAT_METRICS_TOKEN = env_str("WEBCHAT_METRICS_TOKEN")
 
 # The upstream chat-completions API. With no key, a built-in demo model answers.
 WEBCHAT_API_BASE = env_str("WEBCHAT_API_BASE", "https://api.evolink.ai/v1").rstrip("/")
@@ -265,9 +348,8 @@ if WEBCHAT_DEMO_MODE:
 WEBCHAT_MAX_MESSAGE_CHARS = env_int("WEBCHAT_MAX_MESSAGE_CHARS", 32_000, minimum=1)
 WEBCHAT_CONNECT_TIMEOUT = env_float("WEBCHAT_CONNECT_TIMEOUT", 10.0, minimum=0.1)
 WEBCHAT_READ_TIMEOUT = env_float("WEBCHAT_READ_TIMEOUT", 120.0, minimum=0.1)
-# How often streamed text is pushed to the page, re-rendered as Markdown, and saved.
+# How often a streaming reply's changes are pushed to the page, and its text saved.
 WEBCHAT_FRAME_INTERVAL = env_float("WEBCHAT_FRAME_INTERVAL", 0.05, minimum=0.0)
-WEBCHAT_RENDER_INTERVAL = env_float("WEBCHAT_RENDER_INTERVAL", 0.75, minimum=0.0)
 WEBCHAT_FRAME_BUDGET = env_int("WEBCHAT_FRAME_BUDGET", 1000, minimum=1)
 WEBCHAT_SAVE_INTERVAL = env_float("WEBCHAT_SAVE_INTERVAL", 1.0, minimum=0.0)
 
@@ -280,14 +362,9 @@ WEBCHAT_RATE_LIMIT_MAX_RETRIES = env_int("WEBCHAT_RATE_LIMIT_MAX_RETRIES", 3)
 WEBCHAT_RATE_LIMIT_MAX_WAIT = env_float("WEBCHAT_RATE_LIMIT_MAX_WAIT", 60.0)
 WEBCHAT_SERVER_ERROR_RETRIES = env_int("WEBCHAT_SERVER_ERROR_RETRIES", 2)
 WEBCHAT_RETRY_BASE_DELAY = env_float("WEBCHAT_RETRY_BASE_DELAY", 1.0)
-# A streaming reply's heartbeat is refreshed with every save; one older than this means its
-# generation died (say, the server was killed), and it is marked interrupted.
-WEBCHAT_STALE_REPLY_SECONDS = env_float("WEBCHAT_STALE_REPLY_SECONDS", 30.0, minimum=0.1)
-if WEBCHAT_STALE_REPLY_SECONDS < 3 * WEBCHAT_SAVE_INTERVAL:
-    raise ImproperlyConfigured(
-        "WEBCHAT_STALE_REPLY_SECONDS must be at least three times WEBCHAT_SAVE_INTERVAL, "
-        "or live replies would be taken for dead ones."
-    )
+# On SIGTERM, replies being written get this long to finish before they are saved as
+# interrupted (keep it under the service manager's stop timeout).
+WEBCHAT_SHUTDOWN_GRACE = env_float("WEBCHAT_SHUTDOWN_GRACE", 20.0, minimum=0.0)
 WEBCHAT_MAX_ACTIVE_REPLIES_PER_USER = env_int("WEBCHAT_MAX_ACTIVE_REPLIES_PER_USER", 3, minimum=1)
 # Upstream requests beyond this wait in a queue, shown as "waiting" in the reply.
 WEBCHAT_MAX_UPSTREAM_PER_PROCESS = env_int("WEBCHAT_MAX_UPSTREAM_PER_PROCESS", 50, minimum=1)
@@ -302,6 +379,9 @@ WEBCHAT_MAX_IMAGES_PER_MESSAGE = env_int("WEBCHAT_MAX_IMAGES_PER_MESSAGE", 8, mi
 WEBCHAT_MAX_IMAGE_BYTES = env_int("WEBCHAT_MAX_IMAGE_BYTES", 20 * 1024 * 1024, minimum=1)
 WEBCHAT_MAX_IMAGE_PIXELS = env_int("WEBCHAT_MAX_IMAGE_PIXELS", 40_000_000, minimum=1)
 WEBCHAT_IMAGE_MAX_SIDE = env_int("WEBCHAT_IMAGE_MAX_SIDE", 2048, minimum=16)
+# Memory reading one image may take, judged from its header before it is decoded (a small
+# file can hold a huge picture); each process decodes one image at a time.
+WEBCHAT_MAX_IMAGE_MEMORY = env_int("WEBCHAT_MAX_IMAGE_MEMORY", 192 * 1024 * 1024, minimum=1)
 # The largest request body sent upstream; the oldest images are left out to stay under it.
 WEBCHAT_MAX_REQUEST_BYTES = env_int("WEBCHAT_MAX_REQUEST_BYTES", 20 * 1024 * 1024, minimum=1024)
 # Stored images go through Django's storage API: a folder under MEDIA_ROOT unless another
@@ -316,6 +396,20 @@ if MEDIA_STORAGE_BACKEND:
         raise ImproperlyConfigured("MEDIA_STORAGE_OPTIONS must be a JSON object.")
     STORAGES["default"] = {"BACKEND": MEDIA_STORAGE_BACKEND, "OPTIONS": _media_storage_options}
 
+# What a client may send the server (webchat/request_limits.py, enforced before daphne
+# reads it): a request's body, refused with 413 as soon as its Content-Length is over this
+# (by default a message of the most and largest images, and its text); seconds to send a
+# request's head, and the whole request, before it is answered 408 and closed.
+WEBCHAT_MAX_BODY_BYTES = env_int(
+    "WEBCHAT_MAX_BODY_BYTES",
+    WEBCHAT_MAX_IMAGES_PER_MESSAGE * WEBCHAT_MAX_IMAGE_BYTES + 1024 * 1024,
+    minimum=1024 * 1024,
+)
+WEBCHAT_REQUEST_HEADERS_TIMEOUT = env_float("WEBCHAT_REQUEST_HEADERS_TIMEOUT", 20.0, minimum=0.1)
+WEBCHAT_REQUEST_TIMEOUT = env_float("WEBCHAT_REQUEST_TIMEOUT", 120.0, minimum=0.1)
+# Open sockets (chat pages) one user may have at once, across processes.
+WEBCHAT_MAX_SOCKETS_PER_USER = env_int("WEBCHAT_MAX_SOCKETS_PER_USER", 20, minimum=1)
+
 # Production (docs/deployment.md). Behind a TLS-terminating proxy that sets
 # X-Forwarded-Proto, requests count as HTTPS, cookies are sent only over HTTPS, plain HTTP
 # is redirected and browsers are told to use HTTPS only (HSTS).
@@ -329,36 +423,83 @@ if WEBCHAT_BEHIND_TLS_PROXY:
     SECURE_HSTS_SECONDS = env_int("WEBCHAT_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("WEBCHAT_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("WEBCHAT_HSTS_PRELOAD", False)
-    # The load balancer probes /healthz over plain HTTP on the loopback.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
-# The cache holds the login throttle's counters, so every process must share it.
+    # The load balancer probes /healthz, and Prometheus scrapes /metrics, over plain HTTP
+    # on the loopback.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+# The cache holds the login throttle's counters, so every process must share it, and
+# sessions in front of the database (SESSION_ENGINE). While Redis is unreachable, sessions
+# are read from and written to the database alone: django-redis ignores the sessions
+# cache's connection errors, which Django's own backend raises from every call that
+# cached_db makes outside load(). The throttle's cache raises them, so that the throttle
+# knows, says so and counts in the "local" cache meanwhile (accounts/login_throttle.py).
+_local_cache = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "local"}
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("WEBCHAT_CHANNEL_PREFIX", "webchat"),
-        }
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+                "socket_timeout": REDIS_SOCKET_TIMEOUT,
+            },
+        },
+        "sessions": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("WEBCHAT_CHANNEL_PREFIX", "webchat"),
+            "OPTIONS": {
+                "IGNORE_EXCEPTIONS": True,
+                "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+                "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+            },
+        },
+        "local": _local_cache,
     }
+    SESSION_CACHE_ALIAS = "sessions"
+    # Each ignored error is logged, a line each (no traceback), under this logger.
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+    DJANGO_REDIS_LOGGER = "webchat.sessions_cache"
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "local": _local_cache,
+    }
 
-# Login throttling (accounts/login_throttle.py): after this many failed sign-ins for
-# one username or from one address within the window, further attempts are refused.
+# Login throttling (accounts/login_throttle.py; README, "Users, roles and limits"). Within
+# the window, this many failed password attempts for one username from one address, failures
+# with this many usernames from one address, or this many failures for one username from
+# any address lock them out for the window; so do this many sign-ups from one address.
 WEBCHAT_LOGIN_MAX_FAILURES = env_int("WEBCHAT_LOGIN_MAX_FAILURES", 5, minimum=1)
-WEBCHAT_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int(
-    "WEBCHAT_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1
+WEBCHAT_LOGIN_MAX_USERNAMES_PER_ADDRESS = env_int(
+    "WEBCHAT_LOGIN_MAX_USERNAMES_PER_ADDRESS", 20, minimum=1
 )
+WEBCHAT_LOGIN_MAX_FAILURES_PER_USERNAME = env_int(
+    "WEBCHAT_LOGIN_MAX_FAILURES_PER_USERNAME", 50, minimum=1
+)
+WEBCHAT_SIGNUPS_PER_ADDRESS = env_int("WEBCHAT_SIGNUPS_PER_ADDRESS", 20, minimum=1)
 WEBCHAT_LOGIN_LOCKOUT_SECONDS = env_int("WEBCHAT_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
-# Behind a proxy every request comes from the proxy's address; it names the client in this
-# header instead (nginx: X-Real-IP). Set it only when a proxy always overwrites the header.
-WEBCHAT_CLIENT_IP_HEADER = env_str("WEBCHAT_CLIENT_IP_HEADER")
+# Behind a proxy every connection comes from the proxy. From these addresses or networks
+# (nginx on the same machine: 127.0.0.1), the client is read from X-Forwarded-For, and the
+# request's id for the logs from X-Request-ID (webchat/middleware.py).
+WEBCHAT_TRUSTED_PROXIES = env_networks("WEBCHAT_TRUSTED_PROXIES")
+for _removed, _instead in [
+    ("WEBCHAT_CLIENT_IP_HEADER", "WEBCHAT_TRUSTED_PROXIES"),
+    ("WEBCHAT_LOGIN_MAX_FAILURES_PER_ADDRESS", "WEBCHAT_LOGIN_MAX_USERNAMES_PER_ADDRESS"),
+]:
+    if env_str(_removed):
+        raise ImproperlyConfigured(
+            f"{_removed} is no longer read: set {_instead} instead (docs/deployment.md)."
+        )
 
 # Users, roles and limits (README, "Users, roles and limits"). Per-user defaults; an admin
 # can override them for one user. 0 means unlimited.
 WEBCHAT_MESSAGES_PER_MINUTE = env_int("WEBCHAT_MESSAGES_PER_MINUTE", 0)
 WEBCHAT_DAILY_TOKEN_QUOTA = env_int("WEBCHAT_DAILY_TOKEN_QUOTA", 0)
 WEBCHAT_MONTHLY_TOKEN_QUOTA = env_int("WEBCHAT_MONTHLY_TOKEN_QUOTA", 0)
+# Tokens a reply being written holds against the quotas until its real count is stored,
+# when its conversation sets no maximum length.
+WEBCHAT_RESERVED_TOKENS_PER_REPLY = env_int("WEBCHAT_RESERVED_TOKENS_PER_REPLY", 2000, minimum=1)
 # Whether anyone may sign up; new accounts wait, inactive, for an admin's approval.
 WEBCHAT_SELF_SIGNUP = env_bool("WEBCHAT_SELF_SIGNUP", False)
 WEBCHAT_INVITATION_DAYS = env_int("WEBCHAT_INVITATION_DAYS", 7, minimum=1)
@@ -367,6 +508,11 @@ WEBCHAT_INVITATION_DAYS = env_int("WEBCHAT_INVITATION_DAYS", 7, minimum=1)
 WEBCHAT_STAFF_CAN_READ_CONVERSATIONS = env_bool("WEBCHAT_STAFF_CAN_READ_CONVERSATIONS", True)
 # Conversations inactive for longer are deleted by `manage.py delete_old_conversations`.
 WEBCHAT_RETENTION_DAYS = env_int("WEBCHAT_RETENTION_DAYS", 0)
+# The OpenAI-compatible API (README, "API"): personal keys, the browser's rules.
+# Off: API exchanges are not stored as conversations; their token counts still are.
+WEBCHAT_API_STORE = env_bool("WEBCHAT_API_STORE", True)
+# Wrong keys from one address within WEBCHAT_LOGIN_LOCKOUT_SECONDS before it is locked out.
+WEBCHAT_API_KEY_MAX_FAILURES = env_int("WEBCHAT_API_KEY_MAX_FAILURES", 20, minimum=1)
 # Password reset mails; the console backend prints them to the server's log.
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
@@ -375,3 +521,62 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "webchat@localhost")
+
+# Single sign-on with OpenID Connect (README, "Single sign-on"; accounts/sso.py), through
+# django-allauth. Without an issuer, only passwords sign in.
+WEBCHAT_OIDC_ISSUER = env_str("WEBCHAT_OIDC_ISSUER").rstrip("/")
+WEBCHAT_OIDC_NAME = env_str("WEBCHAT_OIDC_NAME", "single sign-on")
+WEBCHAT_OIDC_LINK_BY_EMAIL = env_bool("WEBCHAT_OIDC_LINK_BY_EMAIL", False)
+WEBCHAT_OIDC_ROLES_CLAIM = env_str("WEBCHAT_OIDC_ROLES_CLAIM")
+# The identity provider's groups (values of the roles claim) that grant each role.
+WEBCHAT_OIDC_ROLE_GROUPS = {
+    "Member": env_list("WEBCHAT_OIDC_ROLE_MEMBER", ""),
+    "Reviewer": env_list("WEBCHAT_OIDC_ROLE_REVIEWER", ""),
+    "Admin": env_list("WEBCHAT_OIDC_ROLE_ADMIN", ""),
+}
+WEBCHAT_PASSWORD_LOGIN = env_bool("WEBCHAT_PASSWORD_LOGIN", True)
+if WEBCHAT_OIDC_ROLES_CLAIM and not any(WEBCHAT_OIDC_ROLE_GROUPS.values()):
+    raise ImproperlyConfigured(
+        "WEBCHAT_OIDC_ROLES_CLAIM needs at least one of WEBCHAT_OIDC_ROLE_MEMBER, "
+        "WEBCHAT_OIDC_ROLE_REVIEWER and WEBCHAT_OIDC_ROLE_ADMIN."
+    )
+if not WEBCHAT_PASSWORD_LOGIN and not WEBCHAT_OIDC_ISSUER:
+    raise ImproperlyConfigured("WEBCHAT_PASSWORD_LOGIN=false needs WEBCHAT_OIDC_ISSUER.")
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        # Adds the nonce, and a clear page when the provider cannot be reached.
+        "provider_class": "accounts.sso.SingleSignOnProvider",
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": [
+            {
+                "provider_id": "sso",  # accounts.sso.PROVIDER_ID, in its URLs
+                "name": WEBCHAT_OIDC_NAME,
+                "client_id": env_str("WEBCHAT_OIDC_CLIENT_ID"),
+                "secret": env_str("WEBCHAT_OIDC_CLIENT_SECRET"),
+                "settings": {
+                    "server_url": WEBCHAT_OIDC_ISSUER,
+                    "scope": env_str("WEBCHAT_OIDC_SCOPES", "openid email profile").split(),
+                },
+            }
+        ]
+        if WEBCHAT_OIDC_ISSUER
+        else [],
+    }
+}
+if WEBCHAT_OIDC_ISSUER:
+    if not SOCIALACCOUNT_PROVIDERS["openid_connect"]["APPS"][0]["client_id"]:
+        raise ImproperlyConfigured("WEBCHAT_OIDC_ISSUER needs WEBCHAT_OIDC_CLIENT_ID.")
+    _issuer = urlsplit(WEBCHAT_OIDC_ISSUER)
+    if _issuer.scheme not in {"https", "http"} or not _issuer.netloc:
+        raise ImproperlyConfigured(
+            f"WEBCHAT_OIDC_ISSUER must be a URL such as https://sso.example.com, "
+            f"not {WEBCHAT_OIDC_ISSUER!r}."
+        )
+    # Signing in and out are forms that the browser follows to the provider's pages, at
+    # the issuer's origin: the policy's form-action must allow it.
+    WEBCHAT_CONTENT_SECURITY_POLICY = WEBCHAT_CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'", f"form-action 'self' {_issuer.scheme}://{_issuer.netloc}"
+    )
+SOCIALACCOUNT_ADAPTER = "accounts.sso.SingleSignOnAdapter"
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_EMAIL_VERIFICATION = "none"

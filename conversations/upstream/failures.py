@@ -6,6 +6,7 @@ Its messages are in the language active where it runs: a generation keeps the on
 that started it.
 """
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import httpx
 from django.utils.translation import gettext, gettext_lazy
 
+from conversations.upstream.chunks import valid_text
 from conversations.upstream.client import (
     ENDED_EARLY,
     MALFORMED_CHUNK,
@@ -26,6 +28,7 @@ AUTH = "auth"
 QUOTA = "quota"
 BAD_REQUEST = "bad_request"
 CONTEXT_LENGTH = "context_length"
+CONTENT_FILTER = "content_filter"
 RATE_LIMITED = "rate_limited"
 SERVER = "server"
 TIMEOUT = "timeout"
@@ -36,15 +39,32 @@ INTERRUPTED = "interrupted"
 INTERNAL = "internal"
 
 # Trying the same request again cannot help until something else changes.
-HOPELESS_CODES = frozenset({AUTH, QUOTA, BAD_REQUEST, CONTEXT_LENGTH})
+HOPELESS_CODES = frozenset({AUTH, QUOTA, BAD_REQUEST, CONTEXT_LENGTH, CONTENT_FILTER})
 
 INTERRUPTED_MESSAGE = gettext_lazy("The reply was interrupted before it finished.")
 SERVER_STOPPED_MESSAGE = gettext_lazy(
     "The reply was interrupted: the server stopped while writing it."
 )
 INTERNAL_MESSAGE = gettext_lazy("Something went wrong while getting the reply.")
+SAVE_FAILED_MESSAGE = gettext_lazy(
+    "The reply could not be saved in full: its text is kept, but its token counts are not."
+)
+SHUTTING_DOWN_MESSAGE = gettext_lazy(
+    "The server is restarting and takes no new replies. Send again in a moment."
+)
 WAITING_FOR_SLOT = gettext_lazy("Waiting for a free slot…")
 
+# A rejected key, whatever the status (Gemini answers 400).
+_AUTH_CODES = frozenset({"invalid_api_key", "api_key_invalid", "authentication_error"})
+# A spent account: retrying cannot help until someone pays or raises the quota.
+_QUOTA_CODES = frozenset(
+    {"insufficient_quota", "insufficient_balance", "insufficient_credits", "billing_not_active"}
+)
+_QUOTA_WORDS = re.compile(
+    r"insufficient[ _-]?(quota|balance|credits?|funds)|exceeded your current quota"
+    r"|resource has been exhausted|credit balance is too low|out of credits",
+    re.IGNORECASE,
+)
 _CONTEXT_LENGTH_WORDS = re.compile(
     r"context[ _-]?(length|window)|maximum number of tokens|prompt is too long"
     r"|too large for model|reduce the length of the messages",
@@ -82,6 +102,8 @@ class Failure:
     retry_in: float | None = None
     # Worth a log line at ERROR: only an administrator can fix it.
     alert_admin: bool = False
+    # The provider's own words, shown beneath ``message``.
+    detail: str = ""
 
 
 def failure_for(
@@ -99,7 +121,8 @@ def failure_for(
             % {"seconds": f"{error.seconds:g}"},
         )
     if error.kind == "http":
-        return _http_failure(error, text_arrived=text_arrived, retries=retries, policy=policy)
+        failure = _http_failure(error, text_arrived=text_arrived, retries=retries, policy=policy)
+        return _with_detail(failure, error)
     if error.kind == "timeout":
         if isinstance(error.__cause__, httpx.ConnectTimeout):
             return Failure(TIMEOUT, gettext("The chat service could not be reached in time."))
@@ -115,8 +138,15 @@ def failure_for(
             return Failure(CONNECTION, lost, retry_in=0.0)
         return Failure(CONNECTION, lost)
     if _is_context_length(error):
-        return _too_long()
-    return Failure(STREAM, _stream_message(error.message))
+        return _with_detail(_too_long(), error)
+    return _with_detail(Failure(STREAM, _stream_message(error)), error)
+
+
+def _with_detail(failure: Failure, error: UpstreamError) -> Failure:
+    if not error.from_provider:
+        return failure
+    # Stored with the reply, so made storable as streamed text is (no NUL, no half character).
+    return dataclasses.replace(failure, detail=valid_text(error.message))
 
 
 def retry_notice(code: str, seconds_left: float) -> str:
@@ -133,7 +163,7 @@ def _http_failure(
     error: UpstreamError, *, text_arrived: bool, retries: Mapping[str, int], policy: RetryPolicy
 ) -> Failure:
     status = error.status_code or 0
-    if status in (401, 403):
+    if status in (401, 403) or (error.code or "").lower() in _AUTH_CODES:
         return Failure(
             AUTH,
             gettext(
@@ -142,14 +172,21 @@ def _http_failure(
             ),
             alert_admin=True,
         )
-    if status == 402:
+    if status == 402 or _is_quota_spent(error):
         return Failure(
             QUOTA,
-            gettext("The chat service's credit is used up. Please tell your administrator."),
+            gettext(
+                "The chat service's credit or quota is used up. Please tell your administrator."
+            ),
             alert_admin=True,
         )
     if status == 413 or _is_context_length(error):
         return _too_long()
+    if (error.code or "").lower() == "content_filter":
+        return Failure(
+            CONTENT_FILTER,
+            gettext("The provider's content filter refused this message. Try rephrasing it."),
+        )
     if status == 429:
         return _rate_limited(error, retries=retries.get(RATE_LIMITED, 0), policy=policy)
     if status >= 500:
@@ -158,10 +195,7 @@ def _http_failure(
         if not text_arrived and done < policy.server_error_retries and wait <= policy.max_wait:
             return Failure(SERVER, _server_message(status), retry_in=wait)
         return Failure(SERVER, _server_message(status))
-    return Failure(
-        BAD_REQUEST,
-        gettext("The chat service refused the request: %(error)s") % {"error": error.message},
-    )
+    return Failure(BAD_REQUEST, gettext("The chat service refused the request."))
 
 
 def _rate_limited(error: UpstreamError, *, retries: int, policy: RetryPolicy) -> Failure:
@@ -196,17 +230,29 @@ def _too_long() -> Failure:
     )
 
 
+def _is_quota_spent(error: UpstreamError) -> bool:
+    """An error that means the account is spent, not that requests came too fast: OpenAI's
+    429 ``insufficient_quota``, Gemini's "Resource has been exhausted" with no time to wait,
+    a gateway's "Insufficient balance" (MiniMax sends it as a 500)."""
+    if error.code and error.code.lower() in _QUOTA_CODES:
+        return True
+    return error.retry_after is None and bool(_QUOTA_WORDS.search(error.message))
+
+
 def _is_context_length(error: UpstreamError) -> bool:
     if error.code and "context_length" in error.code:
         return True
     return bool(_CONTEXT_LENGTH_WORDS.search(error.message))
 
 
-def _stream_message(message: str) -> str:
+def _stream_message(error: UpstreamError) -> str:
+    if error.from_provider:
+        return gettext("The chat service reported an error.")
+    message = error.message
     if message == MALFORMED_CHUNK:
         return gettext("The chat service sent part of the reply in a form that could not be read.")
     if message == ENDED_EARLY:
         return gettext("The chat service ended the reply before it was complete.")
     if message == NOT_AN_EVENT_STREAM:
         return gettext("The chat service answered in an unexpected form.")
-    return gettext("The chat service reported an error: %(error)s") % {"error": message}
+    return gettext("The chat service reported an error.")

@@ -10,6 +10,36 @@
   const words = JSON.parse(document.getElementById("script-words")?.textContent || "{}");
   const t = (english) => words[english] || english;
 
+  // The browser's time zone, for the server to group conversations by the reader's days
+  // (accounts/time_zone.py).
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (zone && !document.cookie.split("; ").includes(`webchat_time_zone=${encodeURIComponent(zone)}`)) {
+    document.cookie = `webchat_time_zone=${encodeURIComponent(zone)}; path=/; max-age=31536000; samesite=lax`;
+  }
+
+  // --- The demo model's notice: hidden for the rest of the session on request -----------
+
+  const DEMO_HIDDEN = "webchat-demo-banner-hidden";
+  document.addEventListener("DOMContentLoaded", () => {
+    const banner = document.getElementById("demo-banner");
+    if (!banner) return;
+    banner.hidden = sessionStorage.getItem(DEMO_HIDDEN) === "1";
+    const hide = document.getElementById("demo-banner-hide");
+    hide.hidden = false;
+    hide.addEventListener("click", () => {
+      sessionStorage.setItem(DEMO_HIDDEN, "1");
+      banner.hidden = true;
+      document.getElementById("composer-text")?.focus();
+    });
+  });
+
+  // The chat header's and the account's menus close on a click elsewhere.
+  document.addEventListener("click", (event) => {
+    for (const menu of document.querySelectorAll("details:is(.chat-menu, .account-menu)[open]")) {
+      if (!menu.contains(event.target)) menu.open = false;
+    }
+  });
+
   // --- Announcements -------------------------------------------------------------------
 
   let announcing = null;
@@ -197,8 +227,16 @@
       help.querySelector("summary").focus();
       return true;
     }
-    // Escape closes an open dialog or a select's list; it stops nothing then.
-    if (document.querySelector("dialog[open]") || event.target.closest?.("select")) return false;
+    const menu = event.target.closest?.("details.chat-menu[open]");
+    if (menu) {
+      menu.open = false;
+      menu.querySelector("summary").focus();
+      return true;
+    }
+    // Escape closes an open dialog, popover or a select's list; it stops nothing then.
+    if (document.querySelector("dialog[open], :popover-open") || event.target.closest?.("select")) {
+      return false;
+    }
     const stop = document.querySelector('[data-action="stop"]:not([disabled])');
     if (!stop) return false;
     stop.click();

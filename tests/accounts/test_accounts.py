@@ -105,8 +105,52 @@ def test_an_admin_creates_an_invitation_with_a_link_to_hand_out(admin):
     assert response.status_code == 302
     invitation = Invitation.objects.get()
     assert invitation.created_by == admin
+    link = f"http://testserver{invitation.get_absolute_url()}"
     page = client.get(reverse("admin:accounts_invitation_change", args=[invitation.pk]))
-    assert invitation.get_absolute_url() in page.content.decode()
+    assert f'value="{link}"' in page.content.decode()
+
+
+def _admin_client(admin) -> Client:
+    client = Client()
+    client.force_login(admin)
+    return client
+
+
+def test_the_invitations_list_shows_each_usable_link_whole_with_a_copy_button(admin):
+    usable, used, expired = _invitation(), _invitation(), _invitation(expires_in=-timedelta(1))
+    used.used_at = timezone.now()
+    used.save()
+
+    page = _admin_client(admin).get(reverse("admin:accounts_invitation_changelist"))
+    html = page.content.decode()
+
+    field = f"invitation-link-{usable.pk}"
+    assert f'id="{field}"' in html
+    assert f'value="http://testserver/accounts/invitation/{usable.token}/"' in html
+    # Shown by static/webchat/copy-link.js, which the page loads; without it, hidden.
+    assert re.search(
+        rf'<button type="button" class="button" data-copy-link="{field}"[^>]* hidden>', html
+    )
+    assert "/static/webchat/copy-link" in html
+    for gone in (used, expired):
+        assert gone.token not in html
+    assert ">Used<" in html
+    assert ">Expired<" in html
+
+
+def test_an_invitation_link_names_the_scheme_and_host_the_admin_reached(admin, settings):
+    settings.ALLOWED_HOSTS = ["chat.example.com"]
+    invitation = _invitation()
+
+    page = _admin_client(admin).get(
+        reverse("admin:accounts_invitation_change", args=[invitation.pk]),
+        headers={"host": "chat.example.com"},
+        secure=True,
+    )
+
+    assert f'value="https://chat.example.com/accounts/invitation/{invitation.token}/"' in (
+        page.content.decode()
+    )
 
 
 def test_signing_up_is_off_by_default(client, db):

@@ -12,16 +12,13 @@ from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.routing import URLRouter
-from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.urls import reverse
 from django.utils import translation
 
 from conversations.models import Message
-from conversations.routing import websocket_urlpatterns
 from tests.factories import MessageFactory
-from tests.generation_helpers import HTMX, finished, latest_reply
+from tests.generation_helpers import HTMX, communicator_for, finished, latest_reply
 
 LANGUAGE_URL = reverse("conversations:language")
 KOREAN = {"Accept-Language": "ko-KR,ko;q=0.9,en;q=0.5"}
@@ -157,7 +154,10 @@ async def test_a_reply_fails_in_the_language_of_the_page_that_sent_the_message(
     url = reverse("conversations:message-create", args=[conversation.pk])
     await async_owner_client.post(url, {"text": "안녕하세요"}, headers={**HTMX, **KOREAN})
     reply = await finished(await latest_reply(conversation))
-    assert reply.error == "채팅 서비스의 크레딧이 모두 소진되었습니다. 관리자에게 알려 주세요."
+    assert (
+        reply.error
+        == "채팅 서비스의 크레딧 또는 할당량이 모두 소진되었습니다. 관리자에게 알려 주세요."
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -170,10 +170,7 @@ async def test_the_socket_speaks_the_pages_language(conversation, owner, headers
     await sync_to_async(MessageFactory)(
         conversation=conversation, role="assistant", status="pending"
     )
-    communicator = WebsocketCommunicator(
-        URLRouter(websocket_urlpatterns), f"/ws/conversations/{conversation.pk}/", headers
-    )
-    communicator.scope["user"] = owner
+    communicator = communicator_for(conversation.pk, owner, headers=headers)
     communicator.scope["cookies"] = cookies
     assert (await communicator.connect())[0]
     assert "모델을 기다리는 중…" in await communicator.receive_from()
@@ -216,7 +213,7 @@ def test_every_string_of_the_sources_is_in_the_korean_catalog(tmp_path):
     """Gathers the strings of a copy of the sources into a copy of the catalog, as
     `make messages` does: anything new would come in untranslated."""
     root = Path(settings.BASE_DIR)
-    for folder in ("conversations", "accounts", "review", "webchat", "templates", "locale"):
+    for folder in ("conversations", "accounts", "review", "api", "webchat", "templates", "locale"):
         shutil.copytree(
             root / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__")
         )

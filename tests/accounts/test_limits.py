@@ -1,9 +1,11 @@
 """Rate limits and token quotas: refused before anything is stored or sent upstream."""
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
@@ -13,6 +15,7 @@ from conversations import services
 from conversations.models import Conversation, Message
 from review.models import ModelPrice
 from tests.factories import MessageFactory
+from tests.generation_helpers import finished
 
 HTMX = {"HX-Request": "true"}
 
@@ -123,7 +126,7 @@ def test_another_users_usage_does_not_count(conversation, outsider, settings):
 
 def test_usage_is_read_in_one_query_of_messages(owner, conversation, django_assert_num_queries):
     _earlier_reply(conversation, prompt=5, completion=5)
-    # The user's overrides, the messages' aggregate, and the prices.
+    # The user's overrides, the replies' aggregate (stored and unstored), and the prices.
     with django_assert_num_queries(3):
         limits.usage_for(owner.pk)
 
@@ -150,3 +153,89 @@ def test_the_usage_page_shows_no_cost_without_prices(owner_client, conversation)
     page = owner_client.get(reverse("usage")).content.decode()
     assert "1000 tokens" in page
     assert "Cost" not in page
+
+
+# --- Replies being written, and days in the configured time zone --------------------------
+
+
+def test_a_reply_being_written_holds_its_maximum_length_against_the_quota(
+    owner_client, conversation, fake_upstream, settings
+):
+    settings.WEBCHAT_DAILY_TOKEN_QUOTA = 3000
+    conversation.max_tokens = 2500
+    conversation.save()
+    _earlier_reply(conversation, status=Message.Status.STREAMING)
+    other = Conversation.objects.create(owner=conversation.owner, model=conversation.model)
+    _earlier_reply(other, status=Message.Status.STREAMING)  # holds the default reservation
+
+    usage = limits.usage_for(conversation.owner_id)
+
+    assert usage.today.tokens == 0
+    assert usage.today.reserved == 2500 + settings.WEBCHAT_RESERVED_TOKENS_PER_REPLY
+    assert usage.today.left == 0
+    third = Conversation.objects.create(owner=conversation.owner, model=conversation.model)
+    response = owner_client.post(
+        reverse("conversations:message-create", args=[third.pk]), {"text": "More"}, headers=HTMX
+    )
+    _assert_refused(response, "You have used your daily quota", fake_upstream, 2)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_replies_sent_at_once_overshoot_the_quota_by_one_reply_at_most(
+    async_owner_client, owner, fake_upstream, settings
+):
+    settings.WEBCHAT_DAILY_TOKEN_QUOTA = 3000
+    settings.WEBCHAT_RESERVED_TOKENS_PER_REPLY = 2500
+    fake_upstream.reset(token_count=400, token_interval=0.02)  # all three are still running
+    conversations = [
+        await Conversation.objects.acreate(owner=owner, model="fake-model") for _ in range(3)
+    ]
+
+    responses = await asyncio.gather(
+        *[
+            async_owner_client.post(
+                reverse("conversations:message-create", args=[each.pk]),
+                {"text": "A long answer, please"},
+                headers=HTMX,
+            )
+            for each in conversations
+        ]
+    )
+
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200, 200, 422]  # 2,500 held, 500 left: one more; then none
+    async for reply in Message.objects.filter(role=Message.Role.ASSISTANT):
+        await finished(reply)
+
+
+def test_days_begin_at_midnight_in_the_configured_time_zone(conversation, settings):
+    settings.TIME_ZONE = "Asia/Seoul"
+    with time_machine.travel("2026-12-07 15:30:00+00:00", tick=False):  # 00:30 in Seoul
+        _earlier_reply(conversation, prompt=100, ago=timedelta(hours=1))  # 23:30 yesterday
+        _earlier_reply(conversation, prompt=7, ago=timedelta(minutes=20))  # 00:10 today
+
+        usage = limits.usage_for(conversation.owner_id)
+
+    assert usage.today.tokens == 7
+    assert usage.month.tokens == 107
+
+
+def test_a_browsers_time_zone_moves_the_sidebars_days_but_not_the_quotas(
+    owner_client, conversation, settings
+):
+    settings.TIME_ZONE = "UTC"
+    settings.WEBCHAT_DAILY_TOKEN_QUOTA = 100
+    with time_machine.travel("2026-12-07 15:30:00+00:00", tick=False):  # 00:30 in Seoul
+        _earlier_reply(conversation, prompt=100, ago=timedelta(hours=1))  # 14:30 UTC today
+        Conversation.objects.filter(pk=conversation.pk).update(
+            updated_at=timezone.now() - timedelta(hours=1)
+        )
+        owner_client.cookies["webchat_time_zone"] = "Asia/Seoul"
+        page = owner_client.get(reverse("conversations:index")).content.decode()
+        usage = limits.usage_for(conversation.owner_id)
+        owner_client.cookies["webchat_time_zone"] = "Not/AZone"
+        elsewhere = owner_client.get(reverse("conversations:index")).content.decode()
+
+    assert 'data-group="yesterday"' in page  # 23:30 yesterday, in Seoul
+    assert usage.today.left == 0  # today, in the server's zone
+    assert 'data-group="yesterday"' not in elsewhere  # an unknown zone is ignored

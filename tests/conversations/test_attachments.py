@@ -1,5 +1,6 @@
 """Images attached to messages: sending, refusing, storing, serving and forwarding them."""
 
+import asyncio
 import base64
 import io
 import json
@@ -8,16 +9,18 @@ from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
 from accounts import roles
+from accounts.models import ModelAccess, UserLimits
 from conversations import images, services
-from conversations.generation import running_generation
 from conversations.models import Attachment, Conversation, Message
 from tests import image_files
-from tests.factories import user_with_role
+from tests.factories import ConversationFactory, MessageFactory, user_with_role
+from tests.generation_helpers import finished, latest_reply
 
 HTMX = {"HX-Request": "true"}
 
@@ -47,12 +50,7 @@ def _stored_bytes(field_file) -> bytes:
 
 
 async def _finished_reply(conversation: Conversation) -> Message:
-    reply = await Message.objects.filter(conversation=conversation, role="assistant").alast()
-    task = running_generation(reply.pk)
-    if task is not None:
-        await task
-    await reply.arefresh_from_db()
-    return reply
+    return await finished(await latest_reply(conversation))
 
 
 @pytest.fixture
@@ -167,6 +165,104 @@ def test_a_message_refused_while_a_reply_is_written_leaves_no_files(conversation
     assert _stored_files(settings) == []
 
 
+# --- Refused for its sender: before any image is decoded ---------------------------------
+
+
+@pytest.fixture
+def decoded(monkeypatch) -> list[str]:
+    """The names of the images decoded (normalized) from now on."""
+    names: list[str] = []
+    normalize = images.normalize
+
+    def recording(file, *, filename: str, limits: images.ImageLimits):
+        names.append(filename)
+        return normalize(file, filename=filename, limits=limits)
+
+    monkeypatch.setattr(images, "normalize", recording)
+    return names
+
+
+def _reply_being_written(owner, conversation, settings) -> None:
+    MessageFactory(conversation=conversation, role="assistant", status="streaming")
+
+
+def _as_many_replies_as_allowed(owner, conversation, settings) -> None:
+    settings.WEBCHAT_MAX_ACTIVE_REPLIES_PER_USER = 1
+    elsewhere = ConversationFactory(owner=owner)
+    MessageFactory(conversation=elsewhere, role="assistant", status="streaming")
+
+
+def _rate_limit_reached(owner, conversation, settings) -> None:
+    settings.WEBCHAT_MESSAGES_PER_MINUTE = 1
+    MessageFactory(conversation=conversation, role="assistant")
+
+
+def _daily_quota_used(owner, conversation, settings) -> None:
+    UserLimits.objects.create(user=owner, daily_token_quota=10)
+    MessageFactory(conversation=conversation, role="assistant", prompt_tokens=10)
+
+
+def _model_taken_away(owner, conversation, settings) -> None:
+    ModelAccess.objects.create(group=Group.objects.create(name="Others"), model="other-model")
+
+
+REFUSED_FOR_THE_SENDER = {
+    "a reply being written": (_reply_being_written, "still being written"),
+    "as many replies as allowed": (_as_many_replies_as_allowed, "the most allowed at once"),
+    "the rate limit reached": (_rate_limit_reached, "messages in the last minute"),
+    "the daily quota used": (_daily_quota_used, "your daily quota of 10 tokens"),
+    "the model taken away": (_model_taken_away, "no longer have access to the model"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_FOR_THE_SENDER.keys())
+def test_a_message_refused_for_its_sender_decodes_none_of_its_images(
+    case, owner, owner_client, conversation, settings, decoded, fake_upstream
+):
+    arrange, error = REFUSED_FOR_THE_SENDER[case]
+    arrange(owner, conversation, settings)
+    uploads = [image_files.upload(f"picture{n}.png", image_files.png()) for n in range(8)]
+    response = owner_client.post(
+        _send_url(conversation), {"text": "Look", "images": uploads}, headers=HTMX
+    )
+    assert response.status_code == 422
+    assert error in response.content.decode()
+    assert decoded == []
+    assert not Attachment.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "case", ["as many replies as allowed", "the rate limit reached", "the daily quota used"]
+)
+def test_a_new_conversation_refused_for_its_sender_decodes_none_of_its_images(
+    case, owner, owner_client, conversation, settings, decoded, fake_upstream
+):
+    arrange, error = REFUSED_FOR_THE_SENDER[case]
+    arrange(owner, conversation, settings)
+    upload = image_files.upload("picture.png", image_files.png())
+    response = owner_client.post(
+        reverse("conversations:create"), {"text": "Look", "images": [upload]}, headers=HTMX
+    )
+    assert response.status_code == 422
+    assert error in response.content.decode()
+    assert decoded == []
+
+
+def test_a_new_conversation_without_a_model_allowed_decodes_none_of_its_images(
+    owner_client, settings, decoded, fake_upstream
+):
+    _model_taken_away(None, None, settings)
+    upload = image_files.upload("picture.png", image_files.png())
+    response = owner_client.post(
+        reverse("conversations:create"),
+        {"text": "Look", "model": "other-model", "images": [upload]},
+        headers=HTMX,
+    )
+    assert response.status_code == 422
+    assert "No model is available to you" in response.content.decode()
+    assert decoded == []
+
+
 # --- Sending and showing ----------------------------------------------------------------
 
 
@@ -216,7 +312,7 @@ def test_text_alone_is_still_required_without_images(owner_client, conversation)
     assert "Type a message before sending." in response.content.decode()
 
 
-def test_a_conversation_can_start_with_an_image_and_is_named_after_it(
+def test_a_conversation_can_start_with_an_image_and_is_titled_as_one(
     owner_client, owner, fake_upstream
 ):
     upload = image_files.upload("whiteboard.png", image_files.png())
@@ -225,7 +321,7 @@ def test_a_conversation_can_start_with_an_image_and_is_named_after_it(
     )
     conversation = Conversation.objects.get(owner=owner)
     assert response["HX-Redirect"] == conversation.get_absolute_url()
-    assert conversation.title == "whiteboard.png"
+    assert conversation.title == "Image"
     assert Attachment.objects.get().message.conversation == conversation
 
 
@@ -420,3 +516,31 @@ async def test_uploads_are_parsed_and_normalized_off_the_event_loop(
     loop_thread = threading.get_ident()
     assert threads.keys() == {"parse", "normalize"}
     assert loop_thread not in threads.values()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_images_posted_at_once_are_decoded_one_at_a_time_on_one_thread(
+    async_owner_client, owner, conversation, fake_upstream, monkeypatch
+):
+    threads: set[str] = set()
+    normalize = images.normalize
+
+    def recording_thread(*args, **kwargs):
+        threads.add(threading.current_thread().name)
+        return normalize(*args, **kwargs)
+
+    monkeypatch.setattr(images, "normalize", recording_thread)
+    other = await sync_to_async(ConversationFactory)(owner=owner)
+
+    async def send(conversation: Conversation):
+        uploads = [image_files.upload(f"cat{n}.png", image_files.png()) for n in range(3)]
+        return await async_owner_client.post(
+            _send_url(conversation), {"text": "Hi", "images": uploads}, headers=HTMX
+        )
+
+    responses = await asyncio.gather(send(conversation), send(other))
+    assert [response.status_code for response in responses] == [200, 200]
+    for each in (conversation, other):
+        await _finished_reply(each)
+    assert len(threads) == 1
+    assert threads.pop().startswith("image-decoder")

@@ -35,7 +35,6 @@ def _server(workdir, fake_upstream_server) -> LiveServer:
             "WEBCHAT_API_KEY": TEST_API_KEY,
             "WEBCHAT_MODELS": "fake-model",
             "WEBCHAT_SAVE_INTERVAL": "0.1",
-            "WEBCHAT_STALE_REPLY_SECONDS": "1",
             "WEBCHAT_RETRY_BASE_DELAY": "0.05",
         },
     )

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from tests import image_files
-from tests.browser_fixtures import CHROMIUM
+from tests.browser_fixtures import CHROMIUM, running_webchat, signed_in_page
 
 pytestmark = [
     pytest.mark.browser,
@@ -76,12 +76,12 @@ def test_a_user_attaches_an_image_sends_it_and_sees_its_thumbnail(page, fake_ups
     page.wait_for_function(ALL_LOADED, arg=SENT_THUMBNAILS)
     thumbnail = page.locator(SENT_THUMBNAILS)
     assert thumbnail.get_attribute("alt") == "IMG_0042.jpg"
-    with page.context.expect_page() as opened:
-        thumbnail.click()
-    full_image = opened.value
-    full_image.wait_for_load_state()
-    size = full_image.evaluate(
-        "() => [document.images[0].naturalWidth, document.images[0].naturalHeight]"
+    thumbnail.click()  # opens the viewer (test_browser_viewer.py)
+    page.wait_for_function(
+        "() => document.querySelector('#image-viewer[open] img').naturalWidth > 0"
+    )
+    size = page.locator("#image-viewer img").evaluate(
+        "image => [image.naturalWidth, image.naturalHeight]"
     )
     assert size == [900, 1200]  # Upright: the photo was taken sideways.
 
@@ -133,3 +133,30 @@ def test_a_rejected_file_keeps_the_text_and_the_other_images_in_the_composer(
     page.wait_for_url("**/c/*/")
     page.wait_for_function(ALL_LOADED, arg=SENT_THUMBNAILS)
     assert page.locator(SENT_THUMBNAILS).count() == 1
+
+
+@pytest.fixture(scope="module")
+def small_bodies_server(tmp_path_factory, fake_upstream_server):
+    """A server that reads request bodies of at most 1 MB."""
+    with running_webchat(
+        tmp_path_factory.mktemp("small-bodies"),
+        fake_upstream_server,
+        WEBCHAT_MAX_BODY_BYTES=str(1024 * 1024),
+    ) as server:
+        yield server
+
+
+def test_images_over_the_servers_body_limit_are_refused_with_a_sentence_and_kept(
+    browser, small_bodies_server, fake_upstream_server
+):
+    fake_upstream_server.reset()
+    with signed_in_page(browser, small_bodies_server) as page:
+        page.set_input_files(
+            "#composer-images", [_file("noise.png", image_files.noise_png((720, 720)))]
+        )
+        page.fill("#composer-text", "What is this?")
+        page.click("button.button-send")
+        page.wait_for_selector("#composer-error >> text=too large to send")
+        assert page.input_value("#composer-text") == "What is this?"
+        assert page.locator(COMPOSER_THUMBNAILS).count() == 1
+    assert fake_upstream_server.requests == []

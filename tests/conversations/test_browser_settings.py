@@ -1,4 +1,4 @@
-"""End-to-end: the settings panel opened from the chat header, used with the keyboard."""
+"""End-to-end: the settings drawer opened from the chat header, used with the keyboard."""
 
 import shutil
 
@@ -20,10 +20,10 @@ def test_the_panel_opens_in_place_saves_and_keeps_a_preset(page, fake_upstream_s
     chat_url = page.url
     page.wait_for_selector("article.message-assistant[data-status=complete]")
 
-    # Opened with the keyboard, the panel appears under the header and takes the focus.
+    # Opened with the keyboard, the drawer appears beside the chat and takes the focus.
     page.focus(".chat-settings-link")
     page.keyboard.press("Enter")
-    page.wait_for_selector("#settings-panel[open] #settings-model:focus")
+    page.wait_for_selector("#settings-panel .settings-drawer #settings-model:focus")
     assert page.url == chat_url
 
     page.fill("#settings-system_prompt", "Talk like a pirate.")
@@ -50,4 +50,5 @@ def test_the_panel_opens_in_place_saves_and_keeps_a_preset(page, fake_upstream_s
 
     # The new-chat composer offers the preset.
     page.goto(chat_url.rsplit("/c/", 1)[0] + "/")
-    page.select_option("#composer-preset", label="Pirate")
+    page.click("#preset-menu summary")
+    page.wait_for_selector("#preset-menu [data-preset]:has-text('Pirate')")

@@ -4,14 +4,12 @@ import shutil
 
 import pytest
 
-from tests.browser_fixtures import CHROMIUM, running_webchat
+from tests.browser_fixtures import CHROMIUM, PHONE, SCREENS, running_webchat, signed_in_page
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chromium is not installed"),
 ]
-
-PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +120,57 @@ def test_on_a_wide_screen_there_is_no_menu_button(page):
     assert page.locator("#sidebar-toggle").is_hidden()
     assert page.locator("#sidebar-panel").is_visible()
     assert page.locator("#sidebar-search-input").is_visible()
+
+
+# Fourteen hours ahead of the server's UTC: at half past midnight there it is still the day
+# before in UTC, so only the reader's days put these in their sections.
+READER_ZONE = "Pacific/Kiritimati"
+# Each conversation's last activity, in the reader's days ago (at 00:30 there), and the
+# section it belongs in.
+PAST_ACTIVITY = {
+    "Pinned long ago": (40, "pinned"),
+    "Early today": (0, "today"),
+    "Early yesterday": (1, "yesterday"),
+    "Four days back": (4, "week"),
+    "Forty days back": (40, "older"),
+}
+
+
+def _conversations_of_past_days(server) -> None:
+    server.manage(
+        "shell",
+        "-c",
+        "from datetime import datetime, time, timedelta\n"
+        "from zoneinfo import ZoneInfo\n"
+        "from django.contrib.auth import get_user_model\n"
+        "from django.utils import timezone\n"
+        "from conversations.models import Conversation\n"
+        f"zone = ZoneInfo({READER_ZONE!r})\n"
+        "owner = get_user_model().objects.get(username='alice')\n"
+        "today = timezone.now().astimezone(zone).date()\n"
+        f"for title, (days, _) in {PAST_ACTIVITY!r}.items():\n"
+        "    c = Conversation.objects.create(owner=owner, title=title, model='fake-model',"
+        " pinned=title.startswith('Pinned'))\n"
+        "    when = datetime.combine(today - timedelta(days=days), time(0, 30), zone)\n"
+        "    Conversation.objects.filter(pk=c.pk).update("
+        "updated_at=min(when, timezone.now()))\n",
+    )
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+def test_conversations_are_grouped_by_the_readers_own_days(browser, webchat_server, screen):
+    from playwright.sync_api import expect
+
+    _conversations_of_past_days(webchat_server)
+    with signed_in_page(
+        browser, webchat_server, viewport=SCREENS[screen], timezone_id=READER_ZONE
+    ) as page:
+        page.reload()  # the first page told the server the browser's time zone
+        if screen == "phone":
+            page.click("#sidebar-toggle")
+        groups = page.locator("#sidebar-panel section.conversation-group")
+        expect(groups.locator("h2").first).to_be_visible()
+        headings = groups.locator("h2").all_inner_texts()
+        assert headings == ["Pinned", "Today", "Yesterday", "Previous 7 days", "Older"]
+        for title, (_, key) in PAST_ACTIVITY.items():
+            expect(page.locator(f"section[data-group={key}]")).to_contain_text(title)

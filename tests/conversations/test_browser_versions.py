@@ -62,8 +62,12 @@ def test_edit_and_resend_then_switch_between_the_versions(page, fake_upstream_se
     question = page.locator("article.message-user")
     question.locator("text=Edit").click()
     editor = page.locator("article.message-user.is-editing textarea")
+    editor.fill("What is two plus")
+    editor.press("Shift+Enter")  # a new line, as in the composer
+    editor.press_sequentially("two?")
+    assert editor.input_value() == "What is two plus\ntwo?"
     editor.fill("What is two plus two?")
-    page.locator("article.message-user.is-editing button[type=submit]").click()
+    editor.press("Enter")  # sends, as in the composer
 
     page.wait_for_selector("article.message-assistant[data-status=complete] >> text=second answer")
     assert page.locator("article.message-user .bubble-user").inner_text() == (
@@ -125,3 +129,40 @@ def test_another_tab_follows_to_the_version_shown(page, fake_upstream_server):
     page.click("article.message-assistant [aria-label='Previous version']")
     other_tab.wait_for_selector("article.message-assistant >> text=Answer A.")
     other_tab.close()
+
+
+# An exchange as frames announce it: the messages a tab may lack, each naming its parent.
+EXCHANGE = (
+    '<div hx-swap-oob="beforeend:#messages"><article id="message-{id}" '
+    'class="message message-user" data-parent="{parent}"><p>{text}</p></article></div>'
+)
+# Keeps the page's socket at hand, to give it frames as the server would.
+KEEP_SOCKET = (
+    "document.addEventListener('htmx:wsOpen', (event) => {"
+    " window.chatSocket = event.detail.event.target; });"
+)
+ANNOUNCE = "html => window.chatSocket.dispatchEvent(new MessageEvent('message', {data: html}))"
+
+
+def test_an_exchange_is_added_only_where_the_pages_branch_ends(page, fake_upstream_server):
+    from playwright.sync_api import expect
+
+    fake_upstream_server.reset(reply="The answer.")
+    page.context.add_init_script(KEEP_SOCKET)
+    _send(page, "A question")
+    page.wait_for_url("**/c/*/")
+    page.wait_for_selector("article.message-assistant[data-status=complete]")
+    page.wait_for_function("() => window.chatSocket?.readyState === WebSocket.OPEN")
+    reply_id = page.locator("article.message-assistant").get_attribute("id").split("-")[1]
+
+    # Sent from another tab after this page's last message: added.
+    page.evaluate(ANNOUNCE, EXCHANGE.format(id=900001, parent=reply_id, text="Next question"))
+    expect(page.locator("#message-900001")).to_have_count(1)
+
+    # Read before the page moved to another branch (its parent is not where the page
+    # ends): not added; the page loads its branch again instead.
+    with page.expect_response(lambda response: "/older/" in response.url):
+        page.evaluate(ANNOUNCE, EXCHANGE.format(id=900002, parent="", text="Stale question"))
+    expect(page.locator("#message-900001")).to_have_count(0)  # the branch as stored
+    expect(page.locator("#message-900002")).to_have_count(0)
+    expect(page.locator(f"#message-{reply_id}")).to_contain_text("The answer.")

@@ -10,7 +10,7 @@ from django.urls import reverse
 from conversations import services
 from conversations.models import Conversation, Message
 from tests.factories import MessageFactory
-from tests.generation_helpers import HTMX, finished, latest_reply, send_message
+from tests.generation_helpers import HTMX, Page, finished, latest_reply, send_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -153,25 +153,29 @@ async def test_a_sent_message_is_announced_to_other_tabs_without_reading_it_back
 async def test_frames_are_published_to_the_conversation_group(
     async_owner_client, conversation, fake_upstream
 ):
-    fake_upstream.reset(token_count=6)
+    # The stream waits after three tokens until a text frame is seen, so the test does not
+    # depend on the frame clock ticking before a fast stream ends.
+    fake_upstream.reset(token_count=6, hold_after=3)
     layer, channel = await _listening_to(conversation)
 
     await send_message(async_owner_client, conversation, "Hello")
-    reply = await _finished_reply(conversation)
-
     frames = []
-    while True:
-        try:
-            frames.append(await asyncio.wait_for(layer.receive(channel), timeout=1))
-        except TimeoutError:
-            break
-        if frames[-1]["html"].startswith(f'<article id="{reply.dom_id}"'):
-            break
+    while '-tail" hx-swap-oob="innerHTML"' not in (frames[-1]["html"] if frames else ""):
+        frames.append(await asyncio.wait_for(layer.receive(channel), timeout=10))
+    fake_upstream.release()
+    reply = await _finished_reply(conversation)
+    while not frames[-1]["html"].startswith(f'<article id="{reply.dom_id}"'):
+        frames.append(await asyncio.wait_for(layer.receive(channel), timeout=10))
     assert all(frame["type"] == "chat.frame" for frame in frames)
     # First the exchange, for tabs that did not send it, then the text as it arrives.
-    assert 'hx-swap-oob="beforeend:#messages"' in frames[0]["html"]
-    assert 'hx-swap-oob="beforeend"' in frames[1]["html"]
-    assert 'data-start="0"' in frames[1]["html"]
+    assert frames[0]["html"].startswith('<div hx-swap-oob="beforeend:#messages">')
+    page = Page(reply.dom_id)
+    page.apply(frames[0]["html"])
+    assert (page.status, page.text) == ("pending", "")
+    page.apply(frames[1]["html"])
+    assert f'<div id="{reply.dom_id}-tail" hx-swap-oob="innerHTML"' in frames[1]["html"]
+    assert page.words
+    assert reply.content.startswith(page.text.strip())
     final = frames[-1]["html"]
     assert f'id="{reply.dom_id}"' in final
     assert 'hx-swap-oob="outerHTML"' in final

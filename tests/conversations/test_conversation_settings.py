@@ -64,7 +64,7 @@ def test_the_panel_shows_the_stored_settings_with_a_label_on_every_control(owner
     response = owner_client.get(settings_url(chat), headers=HTMX)
     assert response.status_code == 200
     page = response.content.decode()
-    assert page.startswith('<details id="settings-panel" class="settings-panel" open>')
+    assert page.startswith('<div id="settings-panel" class="settings-slot">')
     assert "<html" not in page
     assert "Stored prompt." in page
     assert 'value="1.0"' in page
@@ -110,7 +110,8 @@ def test_saving_with_htmx_shows_the_saved_panel_and_the_new_model_in_the_header(
     assert response.status_code == 200
     page = response.content.decode()
     assert "Settings saved." in page
-    assert '<span class="chat-model" id="chat-model" hx-swap-oob="true">model-b</span>' in page
+    assert '<details class="picker model-picker" id="model-menu" hx-swap-oob="true">' in page
+    assert '<span class="chat-model" id="chat-model">model-b</span>' in page
 
 
 def test_emptied_settings_are_stored_unset(owner_client, chat):

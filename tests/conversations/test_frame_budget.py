@@ -16,14 +16,3 @@ def test_frames_slow_down_only_beyond_the_budget_and_at_most_five_times(
     monkeypatch.setattr(generation, "_running", dict.fromkeys(range(streaming)))
 
     assert generation.load_factor() == factor
-
-
-def test_saves_slow_down_too_but_keep_the_heartbeat_fresh(settings, monkeypatch):
-    settings.WEBCHAT_FRAME_INTERVAL = 0.05
-    settings.WEBCHAT_FRAME_BUDGET = 1000
-    settings.WEBCHAT_SAVE_INTERVAL = 1.0
-    settings.WEBCHAT_STALE_REPLY_SECONDS = 9
-    monkeypatch.setattr(generation, "_running", dict.fromkeys(range(100)))
-    assert generation.save_interval() == 2.0
-    monkeypatch.setattr(generation, "_running", dict.fromkeys(range(900)))
-    assert generation.save_interval() == 3.0

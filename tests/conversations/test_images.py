@@ -88,6 +88,34 @@ def test_it_rejects_a_png_decompression_bomb_before_decoding_it(monkeypatch):
     assert "at most 40 megapixels" in message
 
 
+def test_it_rejects_an_image_too_large_to_read_before_decoding_it(monkeypatch):
+    def refuse_to_decode(image):
+        raise AssertionError("the image was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse_to_decode)
+    data = image_files.png_that_passes_the_pixel_limit()
+    assert len(data) < 10_000
+    message = _rejection(data, "bomb.png")
+    assert message == (
+        "“bomb.png” is 6,300 \N{MULTIPLICATION SIGN} 6,300 pixels, which would take 286.5 MB "
+        "of memory to read; the limit is 192 MB. Send a smaller image or a JPEG."
+    )
+
+
+def test_the_memory_limit_is_configurable():
+    data = image_files.png((1000, 1000))
+    assert "the limit is 20 MB. Send a smaller image" in _rejection(
+        data, "a.png", ImageLimits(max_decoding_bytes=20 * images.MEGABYTE)
+    )
+    assert _normalize(data, limits=ImageLimits(max_decoding_bytes=40 * images.MEGABYTE))
+
+
+def test_a_picture_of_noise_is_stored_as_a_jpeg():
+    normalized = _normalize(image_files.noise_png((600, 400)))
+    assert normalized.content_type == "image/jpeg"
+    assert image_files.opened(normalized.data).size == (600, 400)
+
+
 def test_it_rejects_an_empty_file():
     assert "is empty" in _rejection(b"", "empty.png")
 

@@ -1,10 +1,13 @@
 """Renaming, pinning and deleting conversations from the sidebar, with htmx and without."""
 
 import io
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from conversations import images, services
 from conversations.models import Conversation, Message
@@ -144,7 +147,7 @@ def test_rename_with_htmx_answers_with_the_list(owner, conversation, owner_clien
     )
 
     page = response.content.decode()
-    assert page.startswith('<ol class="conversation-list" id="conversation-list">')
+    assert page.startswith('<div class="conversation-list" id="conversation-list">')
     assert f'<span id="conversation-{conversation.pk}-title">Renamed</span>' in page
     # The page it came from is still marked as the one shown.
     assert f'class="conversation-link current" href="{other.get_absolute_url()}"' in page
@@ -228,7 +231,7 @@ def test_pinning_with_htmx_answers_with_the_reordered_list(owner, owner_client):
 
     page = response.content.decode()
     assert page.index("Old") < page.index("New")
-    assert page.count('<li class="conversation-item is-pinned">') == 1
+    assert page.count('class="conversation-item is-pinned"') == 1
     assert page.index("is-pinned") < page.index("Old")
 
 
@@ -311,7 +314,7 @@ def test_deleting_another_conversation_with_htmx_answers_with_the_list(owner, ow
     )
 
     page = response.content.decode()
-    assert page.startswith('<ol class="conversation-list" id="conversation-list">')
+    assert page.startswith('<div class="conversation-list" id="conversation-list">')
     assert "Shown" in page
     assert "Going" not in page
 
@@ -363,3 +366,37 @@ def test_pinning_takes_only_a_post(conversation, owner_client, name):
 
 def test_the_menu_takes_only_a_get(conversation, owner_client):
     assert owner_client.post(_url("menu", conversation)).status_code == 405
+
+
+def test_the_sidebar_groups_conversations_by_pin_and_by_day(owner_client, owner, settings):
+    settings.TIME_ZONE = "Asia/Seoul"
+    now = timezone.now()
+    days = {"Pinned one": 30, "Today's": 0, "Yesterday's": 1, "Last week's": 5, "Old one": 40}
+    for title, days_ago in days.items():
+        conversation = ConversationFactory(owner=owner, title=title, pinned=title == "Pinned one")
+        Conversation.objects.filter(pk=conversation.pk).update(
+            updated_at=now - timedelta(days=days_ago)
+        )
+
+    page = owner_client.get(reverse("conversations:index")).content.decode()
+
+    sections = re.findall(
+        r'data-group="(\w+)">\s*<h2 class="conversation-group-title">([^<]+)</h2>(.*?)</section>',
+        page,
+        re.S,
+    )
+    assert [(key, label) for key, label, _ in sections] == [
+        ("pinned", "Pinned"),
+        ("today", "Today"),
+        ("yesterday", "Yesterday"),
+        ("week", "Previous 7 days"),
+        ("older", "Older"),
+    ]
+    titles = [re.findall(r'-title">([^<]+)</span>', body) for _key, _label, body in sections]
+    assert titles == [
+        ["Pinned one"],
+        ["Today&#x27;s"],
+        ["Yesterday&#x27;s"],
+        ["Last week&#x27;s"],
+        ["Old one"],
+    ]

@@ -8,10 +8,12 @@ from asgiref.sync import sync_to_async
 
 from tests.factories import MessageFactory
 from tests.generation_helpers import (
+    PROGRESS,
     Page,
     communicator_for,
     finished,
     frames_until_final,
+    frames_until_render,
     latest_reply,
     send_message,
 )
@@ -29,7 +31,6 @@ async def test_a_page_that_reconnects_mid_reply_catches_up_without_duplicates(
     async_owner_client, conversation, owner, fake_upstream, settings
 ):
     settings.WEBCHAT_SAVE_INTERVAL = 0.1
-    settings.WEBCHAT_RENDER_INTERVAL = 0.2
     fake_upstream.reset(token_count=len(WORDS), token_interval=0.02)
     first_socket = communicator_for(conversation.pk, owner)
     await first_socket.connect()
@@ -58,9 +59,9 @@ async def test_a_page_that_reconnects_mid_reply_catches_up_without_duplicates(
 
     assert page.words == WORDS
     assert page.status == "complete"
-    # It caught up from a render, then went on applying live deltas.
-    caught_up = next(i for i, step in enumerate(page.log) if step.startswith("render to"))
-    assert any(step.startswith("delta") for step in page.log[caught_up:])
+    # It caught up from the live state its reply's runner sent, then followed the stream.
+    caught_up = next(i for i, step in enumerate(page.log) if step.startswith("sync to"))
+    assert any(step.startswith(PROGRESS) for step in page.log[caught_up:])
     assert seen_before_the_drop < len(WORDS)
     await finished(reply)
 
@@ -81,8 +82,9 @@ async def test_the_stored_state_sent_on_reconnect_never_replaces_newer_text(
 
     second_socket = communicator_for(conversation.pk, owner)
     await second_socket.connect()
-    stored_state = await second_socket.receive_from()
-    page.apply(stored_state)
+    for frame in await frames_until_render(second_socket, reply):  # the stored state
+        page.apply(frame)
+        _assert_a_prefix_of(page.words, WORDS)
     for frame in await frames_until_final(second_socket, reply):
         page.apply(frame)
         _assert_a_prefix_of(page.words, WORDS)
@@ -129,7 +131,8 @@ async def test_a_reply_continued_in_one_tab_streams_in_the_others(
     other_tab = communicator_for(conversation.pk, owner)
     await other_tab.connect()
     page = Page(partial.dom_id)
-    page.apply(await other_tab.receive_from())
+    for frame in await frames_until_render(other_tab, partial):
+        page.apply(frame)
     assert page.status == "interrupted"
 
     await async_owner_client.post(

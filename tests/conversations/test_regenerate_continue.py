@@ -1,6 +1,8 @@
 """Regenerate (a new version of a reply; "Retry" after a failure) and Continue (more text
 in the same reply)."""
 
+import re
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.urls import reverse
@@ -8,7 +10,14 @@ from django.urls import reverse
 from conversations import services
 from conversations.models import Message
 from tests.factories import ConversationFactory, MessageFactory
-from tests.generation_helpers import HTMX, communicator_for, finished, frames_until_final
+from tests.generation_helpers import (
+    HTMX,
+    Page,
+    communicator_for,
+    finished,
+    frames_until_final,
+    frames_until_render,
+)
 
 PARTIAL = "The first half of an answer"
 
@@ -35,13 +44,13 @@ def _url(action: str, reply: Message) -> str:
 def test_retry_adds_a_new_version_of_the_reply_and_keeps_the_failed_one(conversation):
     failed = _exchange(conversation)
 
-    retry = services.reply_regenerate(reply=failed)
+    retry = services.reply_regenerate(reply=failed, runner="runner.here!1")
 
     assert (retry.status, retry.role, retry.content) == ("pending", "assistant", "")
     assert retry.parent_id == failed.parent_id
     conversation.refresh_from_db()
     assert conversation.current_leaf_id == retry.pk
-    assert retry.heartbeat_at is not None
+    assert retry.runner == "runner.here!1"
     failed.refresh_from_db()
     assert (failed.status, failed.content) == ("interrupted", PARTIAL)
 
@@ -49,7 +58,7 @@ def test_retry_adds_a_new_version_of_the_reply_and_keeps_the_failed_one(conversa
 def test_continue_reopens_the_same_reply_keeping_its_text(conversation):
     partial = _exchange(conversation, finish_reason="", time_to_first_token_ms=900)
 
-    continued = services.reply_continue(reply=partial)
+    continued = services.reply_continue(reply=partial, runner="runner.here!1")
 
     assert continued.pk == partial.pk
     stored = Message.objects.get(pk=partial.pk)
@@ -60,7 +69,7 @@ def test_continue_reopens_the_same_reply_keeping_its_text(conversation):
         "",
     )
     assert stored.time_to_first_token_ms is None
-    assert stored.heartbeat_at == continued.heartbeat_at
+    assert stored.runner == continued.runner == "runner.here!1"
 
 
 def test_a_reply_cut_short_by_the_token_limit_can_be_continued_and_retried(conversation):
@@ -196,7 +205,9 @@ async def test_continue_appends_to_the_reply_with_offsets_after_its_text(
     fake_upstream.reset(reply=" and the second half.")
     communicator = communicator_for(conversation.pk, owner)
     await communicator.connect()
-    await communicator.receive_from()  # the state on connect
+    page = Page(partial.dom_id)
+    for frame in await frames_until_render(communicator, partial):  # the state on connect
+        page.apply(frame)
 
     response = await async_owner_client.post(_url("continue", partial), headers=HTMX)
     frames = await frames_until_final(communicator, partial)
@@ -208,8 +219,17 @@ async def test_continue_appends_to_the_reply_with_offsets_after_its_text(
     assert partial.status == "complete"
     assert partial.content == PARTIAL + " and the second half."
     assert partial.completion_tokens == 5 + len(fake_upstream.config.reply_tokens())
-    first_delta = next(frame for frame in frames if 'hx-swap-oob="beforeend"' in frame)
-    assert f'data-start="{len(PARTIAL)}"' in first_delta
+    progress_ends = [
+        int(end)
+        for frame in frames
+        for end in re.findall(rf'id="{partial.dom_id}-(?:tail|code)" [^>]*data-end="(\d+)"', frame)
+    ]
+    assert progress_ends
+    assert min(progress_ends) > len(PARTIAL)
+    for frame in frames:
+        page.apply(frame)
+        assert page.text.strip().startswith(PARTIAL)
+    assert (page.status, page.text.strip()) == ("complete", partial.content)
     sent = fake_upstream.requests[0].body["messages"]
     assert sent[-2:] == [
         {"role": "assistant", "content": PARTIAL},

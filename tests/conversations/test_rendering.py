@@ -6,7 +6,7 @@ from django.utils.safestring import SafeString
 
 from conversations import rendering
 from conversations.management.commands.build_highlight_css import build_css, css_path
-from conversations.rendering import render_markdown, render_plain
+from conversations.rendering import markdown_plain_text, render_markdown, render_plain
 
 ALLOWED_TAGS = {
     *("p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote"),
@@ -303,3 +303,77 @@ def test_highlight_css_has_light_and_dark_themes_without_backgrounds() -> None:
     assert ':root:not([data-theme="light"]) .highlight .k {' in media
     assert "background:" not in css
     assert "pre {" not in css
+
+
+def test_dollar_math_renders_as_inline_and_display_mathml() -> None:
+    html = render_markdown("Area $\\pi r^2$.\n\n$$\n\\frac{a}{b}\n$$")
+
+    assert '<math display="inline"><mrow><mi>π</mi><msup>' in html
+    assert '<math display="block"><mrow><mfrac>' in html
+    assert "$" not in html
+
+
+def test_bracket_math_keeps_its_backslashes_and_renders_as_mathml() -> None:
+    html = render_markdown("So \\(a^2+b^2=c^2\\), and\n\\[\nx = 1\n\\]")
+
+    assert '<math display="inline"><mrow><msup><mi>a</mi><mn>2</mn></msup>' in html
+    assert '<math display="block"><mrow><mi>x</mi><mo>=</mo><mn>1</mn></mrow></math>' in html
+    assert "\\(" not in html
+    assert "(a^2" not in html
+
+
+def test_prices_with_dollar_signs_stay_text() -> None:
+    assert render_markdown("It costs $5 and $10, or $ 3 $.") == (
+        "<p>It costs $5 and $10, or $ 3 $.</p>\n"
+    )
+
+
+def test_math_inside_code_stays_literal() -> None:
+    html = render_markdown("`$x$` and `\\(y\\)`\n\n```\n$$z$$\n```")
+
+    assert "<code>$x$</code>" in html
+    assert "<code>\\(y\\)</code>" in html
+    assert "$$z$$\n</code>" in html
+    assert "<math" not in html
+
+
+def test_invalid_latex_is_shown_as_escaped_code() -> None:
+    assert render_markdown("$<b>^$") == "<p><code>&lt;b&gt;^</code></p>\n"
+
+
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        "$\\href{javascript:alert(1)}{click}$",
+        "$\\style{background:url(https://evil.example)}{x}$",
+        "$\\color{red}{x}$",
+        "$<script>alert(1)</script>$",
+        "$$<img src=x onerror=alert(1)>$$",
+        "$" + "{" * 5000 + "x" + "}" * 5000 + "$",
+        "$\\text{<iframe>}$",
+    ],
+)
+def test_hostile_latex_yields_inert_html(markdown: str) -> None:
+    html = render_markdown(markdown)
+
+    for tag, attrs in _Parsed(html).elements:
+        assert tag in ALLOWED_TAGS | rendering._MATHML_TAGS, tag
+        assert set(attrs) <= {"display", *rendering._MATHML_ATTRIBUTES.get(tag, ())}, attrs
+    for marker in (*DANGEROUS_TAGS, "href=", "style=", "mathcolor=", "javascript:"):
+        assert marker not in html.lower()
+
+
+@pytest.mark.parametrize(
+    ("markdown", "plain"),
+    [
+        ("Here is a **longer** answer", "Here is a longer answer"),
+        ("# A *heading*", "A heading"),
+        ("[a link](https://example.com) and `code`", "a link and code"),
+        ("- one\n- two", "one\ntwo"),
+        ("```python\nx = 1\n```", "x = 1"),
+        ("<b>raw</b> html", "<b>raw</b> html"),
+        ("first line\nsecond line", "first line second line"),
+    ],
+)
+def test_markdown_as_plain_text_keeps_what_a_reader_sees(markdown, plain):
+    assert markdown_plain_text(markdown) == plain

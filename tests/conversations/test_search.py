@@ -333,3 +333,17 @@ def test_the_results_page_never_shows_another_users_conversation(outsider, owner
 
     assert "Their secret" not in response.content.decode()
     assert "No conversation matches" in response.content.decode()
+
+
+def test_an_excerpt_of_a_reply_is_plain_text(owner, conversation):
+    MessageFactory(
+        conversation=conversation,
+        role="assistant",
+        content="## Steps\n\nUse **asyncio.gather** with [the docs](https://example.com).",
+    )
+
+    (result,) = search(owner, "gather")
+
+    assert "**" not in result.snippet_html
+    assert "##" not in result.snippet_html
+    assert "<mark>gather</mark>" in result.snippet_html

@@ -8,11 +8,14 @@ from django.urls import reverse
 from conversations.models import Message
 from tests.generation_helpers import (
     HTMX,
+    Page,
     communicator_for,
     finished,
+    first_text,
     frames_until_final,
     latest_reply,
     send_message,
+    streaming_reply,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,29 +25,12 @@ def _stop_url(conversation) -> str:
     return reverse("conversations:reply-stop", args=[conversation.pk])
 
 
-async def _first_text(communicator, reply: Message) -> list[str]:
-    """Frames up to the first one carrying text of ``reply``."""
-    frames = []
-    while f'id="{reply.dom_id}-tail" hx-swap-oob="beforeend"' not in "".join(frames[-1:]):
-        frames.append(await communicator.receive_from(timeout=10))
-    return frames
-
-
-async def _streaming(client, conversation, owner, fake_upstream):
-    """A socket following a long reply that has begun to stream, and the reply."""
-    fake_upstream.reset(token_count=400, token_interval=0.02)
-    communicator = communicator_for(conversation.pk, owner)
-    await communicator.connect()
-    await send_message(client, conversation)
-    reply = await latest_reply(conversation)
-    await _first_text(communicator, reply)
-    return communicator, reply
-
-
 async def test_stop_closes_the_upstream_connection_and_keeps_the_partial_text(
     async_owner_client, conversation, owner, fake_upstream
 ):
-    communicator, reply = await _streaming(async_owner_client, conversation, owner, fake_upstream)
+    communicator, reply = await streaming_reply(
+        async_owner_client, conversation, owner, fake_upstream
+    )
 
     response = await async_owner_client.post(_stop_url(conversation), headers=HTMX)
     frames = await frames_until_final(communicator, reply)
@@ -55,6 +41,9 @@ async def test_stop_closes_the_upstream_connection_and_keeps_the_partial_text(
     assert "Stopped." in frames[-1]
     reply = await finished(reply)
     assert reply.status == "stopped"
+    page = Page(reply.dom_id)
+    page.apply(frames[-1])
+    assert page.text.strip() == reply.content.strip()
     assert reply.content.startswith("word0")
     assert len(reply.content) < len(fake_upstream.config.reply_text())
     await asyncio.to_thread(fake_upstream.wait_idle)
@@ -90,7 +79,7 @@ async def test_stop_pressed_in_another_tab_stops_the_reply_in_every_tab(
     await other_tab.connect()
     await send_message(async_owner_client, conversation)
     reply = await latest_reply(conversation)
-    await _first_text(other_tab, reply)
+    await first_text(other_tab, reply)
 
     await async_owner_client.post(_stop_url(conversation))
 
@@ -102,7 +91,9 @@ async def test_stop_pressed_in_another_tab_stops_the_reply_in_every_tab(
 async def test_a_stopped_reply_can_be_continued_or_regenerated(
     async_owner_client, conversation, owner, fake_upstream
 ):
-    communicator, reply = await _streaming(async_owner_client, conversation, owner, fake_upstream)
+    communicator, reply = await streaming_reply(
+        async_owner_client, conversation, owner, fake_upstream
+    )
     await async_owner_client.post(_stop_url(conversation))
     await communicator.disconnect()
     reply = await finished(reply)

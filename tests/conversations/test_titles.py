@@ -3,7 +3,7 @@
 import pytest
 from asgiref.sync import sync_to_async
 
-from conversations import titles
+from conversations import frames, titles
 from conversations.models import Conversation
 from conversations.upstream import client as upstream
 from tests.factories import MessageFactory
@@ -78,7 +78,7 @@ async def test_the_title_is_escaped_in_the_page_and_the_frame(conversation, fake
     fake_upstream.reset(completion="<img src=x onerror=alert(1)>")
     await _exchange(conversation)
 
-    frame = titles.title_frame(conversation.pk, "<img src=x onerror=alert(1)>")
+    frame = frames.title_frame(conversation.pk, "<img src=x onerror=alert(1)>")
     await titles.title_generate(conversation.pk)
 
     await conversation.arefresh_from_db()
@@ -168,12 +168,28 @@ async def test_only_the_first_reply_names_the_conversation(conversation, fake_up
     assert _title_requests(fake_upstream) == []
 
 
-async def test_a_conversation_of_images_only_keeps_their_names(conversation, fake_upstream):
-    await _exchange(conversation, question="")
+async def test_a_conversation_of_images_only_is_named_after_its_first_reply(
+    conversation, fake_upstream
+):
+    fake_upstream.reset(completion="A whiteboard sketch")
+    await _exchange(conversation, question="", answer="A **whiteboard** with a sketch of a bridge.")
 
     await titles.title_generate(conversation.pk)
 
-    assert _title_requests(fake_upstream) == []
+    (request,) = _title_requests(fake_upstream)
+    assert request["messages"][-1]["content"] == "A whiteboard with a sketch of a bridge."
+    await conversation.arefresh_from_db()
+    assert conversation.title == "A whiteboard sketch"
+
+
+async def test_a_title_written_in_markdown_is_stored_as_plain_text(conversation, fake_upstream):
+    fake_upstream.reset(completion="Here is a **longer** answer about `asyncio`")
+    await _exchange(conversation)
+
+    await titles.title_generate(conversation.pk)
+
+    await conversation.arefresh_from_db()
+    assert conversation.title == "Here is a longer answer about asyncio"
 
 
 async def test_the_demo_model_names_conversations_too(conversation, settings):

@@ -113,6 +113,118 @@ def test_the_edit_form_works_without_javascript(owner_client, conversation):
     assert ">one</textarea>" in page
 
 
+def _pictured_exchange(conversation, *names: str) -> Message:
+    """A user message with an image for each of ``names``, and its finished reply."""
+    pictures = [
+        images.normalize(io.BytesIO(image_files.png()), filename=name, limits=images.ImageLimits())
+        for name in names
+    ]
+    asked, reply = services.message_send(conversation=conversation, text="Look", images=pictures)
+    Message.objects.filter(pk=reply.pk).update(status="complete", content="Pictures.")
+    return asked
+
+
+def _newest_user_message(conversation) -> Message:
+    return conversation.messages.filter(role="user").order_by("pk").last()
+
+
+def test_the_edit_form_shows_the_images_each_removable_and_text_not_required(
+    owner_client, conversation
+):
+    asked = _pictured_exchange(conversation, "cat.png", "dog.png")
+    page = owner_client.get(_edit_url(asked), headers=HTMX).content.decode()
+    assert 'enctype="multipart/form-data"' in page
+    textarea = page[page.index("<textarea") : page.index("</textarea>")]
+    assert "required" not in textarea
+    for attachment in asked.attachments.all():
+        thumbnail = reverse("conversations:attachment-thumbnail", args=[attachment.pk])
+        assert f'<img src="{thumbnail}" alt="{attachment.original_name}">' in page
+        assert f'name="remove" value="{attachment.pk}"' in page
+        assert f"Remove {attachment.original_name}" in page
+    assert 'name="images"' in page
+
+
+def test_an_image_only_edit_keeps_the_images_not_removed_on_the_new_version(
+    owner_client, conversation
+):
+    asked = _pictured_exchange(conversation, "cat.png", "dog.png")
+    cat, dog = asked.attachments.order_by("pk")
+
+    response = owner_client.post(
+        _edit_url(asked), {"text": "", "remove": [str(cat.pk)]}, headers=HTMX
+    )
+
+    assert response.status_code == 200
+    edited = _newest_user_message(conversation)
+    assert edited.pk != asked.pk
+    assert edited.content == ""
+    (kept,) = edited.attachments.all()
+    assert (kept.original_name, kept.image.name) == ("dog.png", dog.image.name)
+    assert asked.attachments.count() == 2  # the original version is untouched
+    assert (
+        reverse("conversations:attachment-thumbnail", args=[kept.pk]) in response.content.decode()
+    )
+
+
+def test_an_edit_adds_new_images_after_the_kept_ones(owner_client, conversation):
+    asked = _pictured_exchange(conversation, "cat.png")
+    upload = image_files.upload("bird.png", image_files.png((300, 200)))
+
+    response = owner_client.post(
+        _edit_url(asked), {"text": "And this", "images": [upload]}, headers=HTMX
+    )
+
+    assert response.status_code == 200
+    edited = _newest_user_message(conversation)
+    assert [each.original_name for each in edited.attachments.order_by("pk")] == [
+        "cat.png",
+        "bird.png",
+    ]
+
+
+def test_an_edit_without_text_or_images_is_refused_in_the_form_and_changes_nothing(
+    owner_client, conversation
+):
+    asked = _pictured_exchange(conversation, "cat.png")
+    (cat,) = asked.attachments.all()
+
+    response = owner_client.post(
+        _edit_url(asked), {"text": "  ", "remove": [str(cat.pk)]}, headers=HTMX
+    )
+
+    assert response.status_code == 422
+    assert response.headers["HX-Retarget"] == f"#{asked.dom_id}-edit-error"
+    assert str(services.NOTHING_TO_SEND) in response.content.decode()
+    assert conversation.messages.count() == 2
+    assert Attachment.objects.count() == 1
+
+
+def test_an_edit_refused_without_javascript_shows_the_form_again_with_the_error(
+    owner_client, conversation
+):
+    asked = _pictured_exchange(conversation, "cat.png")
+    (cat,) = asked.attachments.all()
+
+    response = owner_client.post(_edit_url(asked), {"text": "", "remove": [str(cat.pk)]})
+
+    page = response.content.decode()
+    assert response.status_code == 422
+    assert str(services.NOTHING_TO_SEND) in page
+    assert f'name="remove" value="{cat.pk}" class="visually-hidden" checked' in page
+    assert conversation.messages.count() == 2
+
+
+def test_an_outsider_cannot_edit_away_the_images_of_a_message(outsider_client, conversation):
+    asked = _pictured_exchange(conversation, "cat.png")
+    (cat,) = asked.attachments.all()
+
+    response = outsider_client.post(_edit_url(asked), {"text": "", "remove": [str(cat.pk)]})
+
+    assert response.status_code == 404
+    assert conversation.messages.count() == 2
+    assert outsider_client.get(_edit_url(asked)).status_code == 404
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_an_edit_streams_a_new_reply_shown_in_place_of_the_old_branch(
     async_owner_client, owner, fake_upstream

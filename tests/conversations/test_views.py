@@ -121,6 +121,14 @@ def test_an_overlong_message_is_refused_and_kept_in_the_composer(
     assert not Message.objects.exists()
 
 
+def test_a_message_holding_a_nul_is_refused_and_kept_in_the_composer(owner_client, conversation):
+    url = reverse("conversations:message-create", args=[conversation.pk])
+    response = owner_client.post(url, {"text": "before\x00after"})
+    assert response.status_code == 422
+    assert "NUL character" in response.content.decode()
+    assert not Message.objects.exists()
+
+
 def test_a_second_message_while_a_reply_streams_is_refused(owner_client, conversation):
     MessageFactory(conversation=conversation, role="assistant", status="streaming", content="par")
     url = reverse("conversations:message-create", args=[conversation.pk])

@@ -54,7 +54,7 @@ print(json.dumps({
     "attachments": list(Attachment.objects.values_list("message__role", flat=True)),
     "flag": [flag.flagged_by.username, flag.note, flag.message_id == reply.pk],
     "review_access": [review_access.viewer_username, review_access.owner_username,
-                      review_access.conversation_id == conversation.pk],
+                      review_access.conversation_id == conversation.pk, review_access.kind],
     "bob_may": sorted(
         perm for perm in ["review.add_flag", "review.change_flag", "review.view_flag",
                           "review.view_reviewaccess", "review.delete_flag"]
@@ -111,7 +111,7 @@ def test_every_row_is_kept_under_the_new_apps(migrated):
         "reply": [12, 7, 19],
         "attachments": ["user"],
         "flag": ["bob", "Check this", True],
-        "review_access": ["bob", "alice", True],
+        "review_access": ["bob", "alice", True, "conversation"],
         # The Reviewer group's permissions followed the models to the review app.
         "bob_may": [
             "review.add_flag",

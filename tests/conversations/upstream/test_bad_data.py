@@ -1,6 +1,6 @@
 """Bad data from the upstream loses nothing: a character split into the two halves JSON
-writes it as is joined, a lone half becomes U+FFFD, and absurd token counts are dropped
-with a warning, so the reply can always be stored."""
+writes it as is joined, a lone half or a NUL becomes U+FFFD, and absurd token counts are
+dropped with a warning, so the reply can always be stored."""
 
 import json
 import logging
@@ -10,7 +10,7 @@ import pytest
 
 from conversations import generation
 from conversations.models import Message
-from conversations.upstream.client import ContentDelta, ReasoningDelta, Usage, UsageReport
+from conversations.upstream.chunks import ContentDelta, ReasoningDelta, Usage, UsageReport
 from tests.conversations.upstream.test_client import collect, mock_client, text_of
 from tests.generation_helpers import finished, latest_reply, send_message
 
@@ -66,6 +66,17 @@ async def test_a_first_half_at_the_streams_end_becomes_a_replacement_character()
     assert text == "bye \ufffd"
 
 
+@pytest.mark.parametrize("field", ["content", "reasoning_content"])
+async def test_a_nul_becomes_a_replacement_character(field):
+    kind = ContentDelta if field == "content" else ReasoningDelta
+    body = _stream(_delta(field, "a\x00b"), _delta(field, "\x00"))
+
+    async with _answer(body) as client:
+        text = text_of(await collect(client), kind)
+
+    assert text == "a\ufffdb\ufffd"
+
+
 @pytest.mark.parametrize("count", [-1, 10**30, 10**9 + 1])
 def test_an_absurd_token_count_is_dropped_with_a_warning(count, caplog):
     with caplog.at_level(logging.WARNING, logger="conversations.upstream.client"):
@@ -93,7 +104,7 @@ async def test_a_reply_with_a_split_character_and_absurd_usage_is_stored_complet
 ):
     body = _stream(
         _delta("content", "Smile \ud83d"),
-        _delta("content", "\ude00"),
+        _delta("content", "\ude00\x00"),
         {
             "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": -1, "completion_tokens": 10**30},
@@ -105,5 +116,5 @@ async def test_a_reply_with_a_split_character_and_absurd_usage_is_stored_complet
     reply = await finished(await latest_reply(conversation))
 
     assert reply.status == Message.Status.COMPLETE
-    assert reply.content == "Smile 😀"
+    assert reply.content == "Smile 😀\ufffd"
     assert (reply.prompt_tokens or 0, reply.completion_tokens or 0) == (0, 0)

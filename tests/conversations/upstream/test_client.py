@@ -11,20 +11,22 @@ import httpx
 import pytest
 
 from conversations.upstream import client as upstream
-from conversations.upstream.client import (
-    ChatRequest,
+from conversations.upstream.chunks import (
     ContentDelta,
     Finished,
     ReasoningDelta,
     StreamEvent,
-    UpstreamClient,
-    UpstreamError,
     Usage,
     UsageReport,
-    error_message_from_body,
-    parse_retry_after,
 )
+from conversations.upstream.client import ChatRequest, UpstreamClient, UpstreamError
 from conversations.upstream.demo import DemoTransport
+from conversations.upstream.error_bodies import (
+    MAX_ERROR_MESSAGE_CHARS,
+    parse_retry_after,
+    read_error_body,
+)
+from tests.fake_upstream import JSON_HEADERS, Recording
 from tests.upstream_fixtures import TEST_API_KEY
 
 MESSAGES = [
@@ -257,6 +259,36 @@ async def test_it_reads_retry_after_from_a_rate_limit(fake_upstream, upstream_cl
 
 
 @pytest.mark.parametrize(
+    ("headers", "body", "wait"),
+    [
+        ({"retry-after-ms": "1500", "retry-after": "2"}, "{}", 1.5),
+        ({"retry-after": "3"}, "{}", 3.0),
+        (
+            {},
+            '{"error": {"details": [{"@type": "x/google.rpc.RetryInfo", "retryDelay": "34.4s"}]}}',
+            34.4,
+        ),
+        (
+            {"retry-after": "5"},
+            '{"error": {"details": [{"@type": "RetryInfo", "retryDelay": "9s"}]}}',
+            5.0,
+        ),
+    ],
+    ids=["milliseconds first", "seconds", "body only", "header over body"],
+)
+async def test_it_reads_how_long_to_wait_from_headers_or_the_body(
+    fake_upstream, upstream_client, headers, body, wait
+):
+    recorded = tuple((name.encode(), value.encode()) for name, value in headers.items())
+    recording = Recording(body.encode(), status=429, headers=(*JSON_HEADERS, *recorded))
+    fake_upstream.reset(recording=recording)
+
+    _events, error = await collect_until_error(upstream_client)
+
+    assert error.retry_after == wait
+
+
+@pytest.mark.parametrize(
     ("failure", "kind", "message"),
     [
         ("drop_mid_stream", "connection", "The connection to the upstream failed"),
@@ -347,13 +379,13 @@ async def test_a_reply_that_is_not_an_event_stream_raises():
     ],
 )
 def test_error_message_from_body(body, message):
-    assert error_message_from_body(body) == message
+    assert read_error_body(body).message == message
 
 
 def test_error_message_from_body_shortens_long_text():
-    message = error_message_from_body("x" * 1000)
+    message = read_error_body("x" * 1000).message
 
-    assert len(message) == upstream.MAX_ERROR_MESSAGE_CHARS
+    assert len(message) == MAX_ERROR_MESSAGE_CHARS
     assert message.endswith("…")
 
 

@@ -16,7 +16,8 @@ import httpx
 import pytest
 import trustme
 
-from conversations.upstream.client import ChatRequest, ContentDelta, UpstreamClient, UpstreamError
+from conversations.upstream.chunks import ContentDelta
+from conversations.upstream.client import ChatRequest, UpstreamClient, UpstreamError
 from tests.live_server import free_port
 from tests.tcp_proxy import TcpProxy
 from tests.upstream_fixtures import TEST_API_KEY

@@ -11,13 +11,8 @@ import pytest
 
 from conversations.upstream import client as upstream
 from conversations.upstream import failures
-from conversations.upstream.client import (
-    ENDED_EARLY,
-    ChatRequest,
-    ContentDelta,
-    UpstreamClient,
-    UpstreamError,
-)
+from conversations.upstream.chunks import ContentDelta
+from conversations.upstream.client import ENDED_EARLY, ChatRequest, UpstreamClient, UpstreamError
 from tests.generation_helpers import (
     communicator_for,
     finished,

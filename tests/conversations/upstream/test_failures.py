@@ -14,7 +14,7 @@ POLICY = RetryPolicy(rate_limit_retries=3, server_error_retries=2, max_wait=60.0
 
 
 def _http(status: int, message: str = "Upstream says no.", **extra) -> UpstreamError:
-    return UpstreamError(message, kind="http", status_code=status, **extra)
+    return UpstreamError(message, kind="http", status_code=status, from_provider=True, **extra)
 
 
 def _decide(error, *, text_arrived=False, retries=None):
@@ -28,17 +28,65 @@ def _decide(error, *, text_arrived=False, retries=None):
     [
         (401, failures.AUTH, "contact your administrator"),
         (403, failures.AUTH, "contact your administrator"),
-        (402, failures.QUOTA, "credit is used up"),
+        (402, failures.QUOTA, "credit or quota is used up"),
         (413, failures.CONTEXT_LENGTH, "start a new conversation"),
-        (400, failures.BAD_REQUEST, "Upstream says no."),
-        (404, failures.BAD_REQUEST, "Upstream says no."),
+        (400, failures.BAD_REQUEST, "refused the request."),
+        (404, failures.BAD_REQUEST, "refused the request."),
     ],
 )
 def test_refusals_that_retrying_cannot_fix_are_not_retried(status, code, says):
     failure = _decide(_http(status))
     assert (failure.code, failure.retry_in) == (code, None)
     assert says in failure.message
+    assert failure.detail == "Upstream says no."
     assert code in failures.HOPELESS_CODES
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        _http(429, "You exceeded your current quota.", code="insufficient_quota"),
+        _http(429, "You exceeded your current quota, please check your plan and billing."),
+        _http(429, "Resource has been exhausted (e.g. check quota).", code="RESOURCE_EXHAUSTED"),
+        _http(500, "insufficient balance (1008)", code="api_error"),
+        _http(402, "Insufficient Balance", code="invalid_request_error"),
+    ],
+)
+def test_a_spent_account_is_not_retried_and_alerts_the_admin(error):
+    failure = _decide(error)
+    assert (failure.code, failure.retry_in) == (failures.QUOTA, None)
+    assert failure.alert_admin
+    assert failure.detail == error.message
+
+
+def test_an_exhausted_resource_with_a_time_to_wait_is_a_passing_rate_limit():
+    error = _http(
+        429,
+        "You exceeded your current quota. Please retry in 34.4s.",
+        code="RESOURCE_EXHAUSTED",
+        retry_after=34.4,
+    )
+    failure = _decide(error)
+    assert (failure.code, failure.retry_in) == (failures.RATE_LIMITED, 34.4)
+
+
+def test_a_key_refused_with_a_400_is_still_a_rejected_key():
+    failure = _decide(
+        _http(400, "API key not valid. Please pass a valid API key.", code="API_KEY_INVALID")
+    )
+    assert failure.code == failures.AUTH
+
+
+def test_the_providers_words_are_made_storable():
+    failure = _decide(_http(400, "bad\x00 input \ud83d"))
+    assert failure.detail == "bad\ufffd input \ufffd"
+
+
+def test_only_the_providers_own_words_are_kept_as_the_detail():
+    assert (
+        _decide(UpstreamError("HTTP 418 from the upstream", kind="http", status_code=418)).detail
+        == ""
+    )
 
 
 def test_a_rejected_key_and_an_empty_account_alert_the_admin():
@@ -131,7 +179,6 @@ def test_a_stall_names_how_long_nothing_arrived():
         (upstream.MALFORMED_CHUNK, "could not be read"),
         (upstream.ENDED_EARLY, "before it was complete"),
         (upstream.NOT_AN_EVENT_STREAM, "unexpected form"),
-        ("The model stopped unexpectedly.", "reported an error: The model stopped unexpectedly."),
     ],
 )
 def test_stream_failures_show_their_reason(message, says):
@@ -165,3 +212,11 @@ def test_the_retry_notice_counts_whole_seconds():
     assert failures.retry_notice(failures.RATE_LIMITED, 2.2) == "Rate limited, retrying in 3 s…"
     assert failures.retry_notice(failures.RATE_LIMITED, 0.01) == "Rate limited, retrying in 1 s…"
     assert "retrying in 2 s" in failures.retry_notice(failures.SERVER, 2.0)
+
+
+def test_an_error_the_provider_reports_mid_stream_keeps_its_words_as_the_detail():
+    error = UpstreamError("The model stopped unexpectedly.", kind="stream", from_provider=True)
+    failure = _decide(error, text_arrived=True)
+    assert failure.code == failures.STREAM
+    assert failure.message == "The chat service reported an error."
+    assert failure.detail == "The model stopped unexpectedly."

@@ -9,7 +9,8 @@ import httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conversations.upstream.client import ChatRequest, ContentDelta, UpstreamClient, UpstreamError
+from conversations.upstream.chunks import ContentDelta
+from conversations.upstream.client import ChatRequest, UpstreamClient, UpstreamError
 from tests.fake_upstream import DONE, ChunkEncoder
 
 FUZZ = settings(max_examples=150, deadline=None)
