@@ -204,6 +204,16 @@
     followReplies(articles);
   });
 
+  // A frame of a reply the page does not show yet (a fast reply to Edit or Regenerate,
+  // whose response is still on its way) counts as seen: when the reply appears finished,
+  // its end is told.
+  document.addEventListener("htmx:oobErrorNoTarget", (event) => {
+    const content = event.detail.content;
+    if (content instanceof Element && content.matches("article.message")) {
+      followReplies([content]);
+    }
+  });
+
   // --- Keyboard shortcuts ----------------------------------------------------------------
 
   function focusComposer() {

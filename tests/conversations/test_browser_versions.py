@@ -74,7 +74,7 @@ def test_edit_and_resend_then_switch_between_the_versions(page, fake_upstream_se
         "What is two plus two?"
     )
     assert page.locator("article.message-user .versions-position").inner_text() == "2 / 2"
-    assert page.locator("text=The first answer.").count() == 0
+    assert page.locator("#messages >> text=The first answer.").count() == 0
 
     page.click("article.message-user [aria-label='Previous version']")
     page.wait_for_selector("article.message-assistant >> text=The first answer.")
@@ -166,3 +166,38 @@ def test_an_exchange_is_added_only_where_the_pages_branch_ends(page, fake_upstre
     expect(page.locator("#message-900001")).to_have_count(0)  # the branch as stored
     expect(page.locator("#message-900002")).to_have_count(0)
     expect(page.locator(f"#message-{reply_id}")).to_contain_text("The answer.")
+
+
+REPLY = (
+    '<article id="message-{id}" class="message message-assistant" data-parent="{parent}" '
+    'data-status="{status}"{oob}><div class="markdown">{text}</div></article>'
+)
+
+
+def test_a_reply_that_ends_before_the_page_shows_it_is_told_to_screen_readers(
+    page, fake_upstream_server
+):
+    from playwright.sync_api import expect
+
+    fake_upstream_server.reset(reply="The answer.")
+    page.context.add_init_script(KEEP_SOCKET)
+    _send(page, "A question")
+    page.wait_for_url("**/c/*/")
+    page.wait_for_selector("article.message-assistant[data-status=complete]")
+    page.wait_for_function("() => window.chatSocket?.readyState === WebSocket.OPEN")
+    announcer = page.locator("#announcer")
+    expect(announcer).to_have_text("Reply finished. The answer.")
+    reply_id = page.locator("article.message-assistant").get_attribute("id").split("-")[1]
+
+    # A fast reply (to an Edit, say): its first frame comes before the page shows it...
+    pending = REPLY.format(
+        id=900002, parent=900001, status="pending", oob=' hx-swap-oob="outerHTML"', text=""
+    )
+    page.evaluate(ANNOUNCE, pending)
+    expect(announcer).to_have_text("Reply started.")
+    # ...and the page shows it already finished.
+    question = EXCHANGE.format(id=900001, parent=reply_id, text="Next question")
+    answer = REPLY.format(id=900002, parent=900001, status="complete", oob="", text="Fast.")
+    page.evaluate(ANNOUNCE, question.replace("</article>", "</article>" + answer))
+    expect(page.locator("#message-900002")).to_have_count(1)
+    expect(announcer).to_have_text("Reply finished. Fast.")
