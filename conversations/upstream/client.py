@@ -158,7 +158,7 @@ class UpstreamClient:
                 content_type = response.headers.get("content-type", "").lower()
                 if not content_type.startswith("text/event-stream"):
                     await response.aread()
-                    body = read_error_body(response.text)
+                    body = read_error_body(self._redacted(response.text))
                     raise self._error(
                         body.message or NOT_AN_EVENT_STREAM,
                         kind="stream",
@@ -179,7 +179,7 @@ class UpstreamClient:
                     try:
                         chunk = json.loads(data)
                         if chunk.get("error"):
-                            body = read_error_payload(chunk)
+                            body = read_error_payload(json.loads(self._redacted(data)))
                             raise self._error(
                                 body.message or "The upstream reported an error.",
                                 kind="stream",
@@ -227,13 +227,18 @@ class UpstreamClient:
                 model=data.get("model") or request.model,
             )
         except (ValueError, LookupError, TypeError, AttributeError):
-            body = read_error_body(response.text)
+            body = read_error_body(self._redacted(response.text))
             raise self._error(
                 body.message or "The upstream sent a malformed reply.",
                 kind="stream",
                 code=body.code,
                 from_provider=body.message is not None,
             ) from None
+
+    def _redacted(self, text: str) -> str:
+        # Error bodies and transport messages may echo the key back; never pass it on. Bodies
+        # are redacted before they are read and shortened, so that no cut leaves part of it.
+        return text.replace(self._api_key, REDACTED) if self._api_key else text
 
     async def _raise_for_status(self, response: httpx.Response) -> None:
         if response.is_success:
@@ -249,7 +254,7 @@ class UpstreamClient:
                 kind="http",
                 status_code=status,
             )
-        body = read_error_body(response.text)
+        body = read_error_body(self._redacted(response.text))
         retry_after = retry_after_from_headers(response.headers)
         raise self._error(
             body.message or f"HTTP {status} from the upstream",
@@ -278,11 +283,8 @@ class UpstreamClient:
         code: str | None = None,
         from_provider: bool = False,
     ) -> UpstreamError:
-        # Error bodies and transport messages may echo the key back; never pass it on.
-        if self._api_key:
-            message = message.replace(self._api_key, REDACTED)
         return UpstreamError(
-            message,
+            self._redacted(message),
             kind=kind,
             status_code=status_code,
             retry_after=retry_after,

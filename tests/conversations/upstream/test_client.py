@@ -349,6 +349,21 @@ async def test_the_api_key_never_appears_in_an_error():
     assert error.message == "Key [redacted] is not valid."
 
 
+@pytest.mark.parametrize("where", ["body", "chunk"])
+async def test_no_part_of_the_api_key_survives_where_a_long_message_is_cut(where):
+    # The message is shortened to MAX_ERROR_MESSAGE_CHARS; the cut falls inside the key.
+    message = "x" * (MAX_ERROR_MESSAGE_CHARS - 10) + f" key {TEST_API_KEY} is not valid."
+    echo = json.dumps({"error": {"message": message}})
+    if where == "body":
+        answer = httpx.Response(401, text=echo)
+    else:
+        answer = httpx.Response(200, text=f"data: {echo}\n\n", headers={"content-type": "text/event-stream"})
+    async with mock_client(lambda request: answer) as client:
+        _events, error = await collect_until_error(client)
+
+    assert error.message.endswith(" key [red…")
+
+
 async def test_a_reply_that_is_not_an_event_stream_raises():
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"error": {"message": "Streaming is off."}})
