@@ -74,6 +74,8 @@ class StoredUsage:
             return None
         prompt, completion = entry["prompt_tokens"], entry["completion_tokens"]
         hidden = max(entry["total_tokens"] - prompt - completion, 0)
+        if not hidden and entry["reasoning_tokens"] > completion:
+            hidden = entry["reasoning_tokens"]  # reasoning counted apart from the completion
         return cls(
             prompt_tokens=prompt,
             completion_tokens=completion + hidden,

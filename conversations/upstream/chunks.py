@@ -37,14 +37,24 @@ class Usage:
     reasoning_tokens: int = 0
 
     @classmethod
-    def from_api(cls, data: object) -> "Usage":
+    def from_api(cls, data: object) -> "Usage | None":
         """Read an API ``usage`` object, treating missing or null fields as zero.
 
         Gemini and xAI leave hidden reasoning out of ``completion_tokens`` and count it
-        only in ``total_tokens``: that excess is reasoning, and is added to the completion.
+        only in ``total_tokens``: that excess is reasoning, and is added to the completion,
+        as is reasoning larger than the completion. A report with a count no provider could mean (below 0, above 10^9) is dropped with a
+        warning (None): the reply's usage is then estimated as if none had come.
         """
         if not isinstance(data, dict):
             return cls()
+        try:
+            return cls._from_counts(data)
+        except _AbsurdCountError as error:
+            logger.warning("The upstream reported a token count of %s; its usage is dropped.", error)
+            return None
+
+    @classmethod
+    def _from_counts(cls, data: dict) -> "Usage":
         prompt = _details(data, "prompt_tokens_details")
         completion = _details(data, "completion_tokens_details")
         prompt_tokens = _count(data.get("prompt_tokens"))
@@ -55,6 +65,10 @@ class Usage:
         if hidden > 0:
             completion_tokens += hidden
             reasoning_tokens = max(reasoning_tokens, hidden)
+        elif reasoning_tokens > completion_tokens:
+            # A completion that cannot hold its reasoning is counted without it (Vercel's
+            # gateway for Gemini: the total is prompt plus completion, yet bills both).
+            completion_tokens += reasoning_tokens
         return cls(
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
@@ -81,9 +95,12 @@ def _count(value: object) -> int:
     except (TypeError, ValueError, OverflowError):
         return 0
     if not 0 <= count <= MAX_TOKEN_COUNT:
-        logger.warning("The upstream reported a token count of %s; it is taken as 0.", count)
-        return 0
+        raise _AbsurdCountError(count)
     return count
+
+
+class _AbsurdCountError(ValueError):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,8 +294,8 @@ class ChunkReader:
             if finish_reason and isinstance(finish_reason, str):
                 events.append(Finished(finish_reason.lower()[:MAX_FINISH_REASON_CHARS]))
         usage = chunk.get("usage")
-        if usage:
-            events.append(UsageReport(Usage.from_api(usage)))
+        if usage and (report := Usage.from_api(usage)) is not None:
+            events.append(UsageReport(report))
         return events
 
     def rest(self) -> list[StreamEvent]:

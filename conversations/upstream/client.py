@@ -223,7 +223,7 @@ class UpstreamClient:
                 content=content,
                 reasoning=reasoning,
                 finish_reason=choice.get("finish_reason"),
-                usage=Usage.from_api(data.get("usage")),
+                usage=Usage.from_api(data.get("usage")) or Usage(),
                 model=data.get("model") or request.model,
             )
         except (ValueError, LookupError, TypeError, AttributeError):
