@@ -28,9 +28,14 @@ def body_of(entry: dict, kind: str) -> bytes:
 
 
 def random_splits(body: bytes, *, seed: str, count: int) -> tuple[int, ...]:
-    """``count`` byte offsets inside ``body``, the same for the same seed."""
+    """``count`` byte offsets inside ``body``, and as many again inside its multi-byte
+    characters (all of them when fewer), the same for the same seed."""
     chooser = random.Random(seed)
-    return tuple(sorted(chooser.sample(range(1, len(body)), min(count, len(body) - 1))))
+    anywhere = chooser.sample(range(1, len(body)), min(count, len(body) - 1))
+    # Before a continuation byte (10xxxxxx) is inside a character.
+    inside = [offset for offset, byte in enumerate(body) if byte & 0xC0 == 0x80]
+    inside = chooser.sample(inside, min(count, len(inside)))
+    return tuple(sorted({*anywhere, *inside}))
 
 
 def completion_recording(entry: dict) -> Recording:
@@ -48,7 +53,9 @@ def error_recording(entry: dict) -> Recording:
     # The body is sent as recorded; the server frames it (some captures' lengths are off).
     recorded = {name: value for name, value in entry["headers"].items() if name != "content-length"}
     headers += [(name.encode(), str(value).encode()) for name, value in recorded.items()]
-    return Recording(body_of(entry, "error"), status=entry["status"], headers=tuple(headers))
+    body = body_of(entry, "error")
+    splits = random_splits(body, seed=entry["file"], count=8)
+    return Recording(body, status=entry["status"], headers=tuple(headers), splits=splits)
 
 
 @dataclass(frozen=True)
