@@ -91,5 +91,5 @@ class ApiKeyInline(admin.TabularInline):
 
 # Each user's page lists their keys too. Added here rather than in accounts/admin.py, so
 # the accounts app does not depend on this one (it is registered after accounts).
-_user_admin = admin.site._registry[get_user_model()]
+_user_admin = admin.site.get_model_admin(get_user_model())
 _user_admin.inlines = [*_user_admin.inlines, ApiKeyInline]
