@@ -7,9 +7,10 @@ whichever process the request came to.
 
 With several processes (a shared channel layer), a runner marks itself alive
 (``ReplyRunner.seen_at``) every ``MARK_INTERVAL`` while it has replies to run or pages to
-keep true, and each such process sweeps once per interval: an active reply whose runner has
-not been seen for ``LAPSE`` is marked interrupted, with the text saved so far, and every
-tab of its conversation is shown so. A killed process's replies are thus marked within
+keep true, and each server process (``serve``) sweeps once per interval, from its start and
+idle or not (no reply of a dead process waits for a page to be opened): an active reply whose runner
+has not been seen for ``LAPSE`` is marked interrupted, with the text saved so far, and
+every tab of its conversation is shown so. A killed process's replies are thus marked within
 ``LAPSE + MARK_INTERVAL`` seconds. With the embedded single-process set-up nothing needs
 marking: start-up marks every active reply at once (``replies_orphaned_interrupt``), as no
 other process can be running one. This module is the only place that decides a reply is
@@ -62,6 +63,8 @@ class Runner:
     tasks: list[asyncio.Task] = field(default_factory=list)
     # Whether a thread marks it alive (with several processes only).
     marking: bool = False
+    # A server process's runner sweeps from its start, idle or not (runner_start).
+    sweeps_idle: bool = False
 
     @property
     def busy(self) -> bool:
@@ -118,6 +121,14 @@ async def this_runner() -> Runner:
     return runner
 
 
+async def runner_start() -> Runner:
+    """At a server process's start: its runner, which from then on sweeps for the replies
+    of dead processes, idle or not."""
+    runner = await this_runner()
+    runner.sweeps_idle = True
+    return runner
+
+
 def _with_connection(function, args):
     close_old_connections()
     return function(*args)
@@ -131,23 +142,23 @@ def _runner_mark(channel: str) -> None:
 
 def _mark_and_sweep(runner: Runner, loop: asyncio.AbstractEventLoop) -> None:
     """Mark the runner alive and sweep for dead replies once per MARK_INTERVAL while it has
-    replies or sockets. A thread of its own: a busy event loop cannot make a live process
-    look dead."""
+    replies or sockets; a server process's runner sweeps when idle too. A thread of its own:
+    a busy event loop cannot make a live process look dead."""
     swept_at = time.monotonic()
     while not loop.is_closed():
-        if runner.busy:
+        if runner.busy or runner.sweeps_idle:
             try:
-                # This thread keeps its database connection (a pool's too) between rounds:
-                # waiting for one behind a burst of requests could make it miss its marks.
-                _runner_mark(runner.channel)
+                if runner.busy:
+                    # This thread keeps its database connection (a pool's too) between
+                    # rounds: waiting for one behind a burst of requests could make it miss
+                    # its marks.
+                    _runner_mark(runner.channel)
                 # A sweep that comes late says this machine is overloaded: the other
                 # processes may be as late to mark themselves, so none is judged this round.
                 on_time = time.monotonic() - swept_at < MARK_INTERVAL + LATE_SWEEP
                 swept_at = time.monotonic()
                 if on_time and (marked := replies_of_dead_runners_interrupt(runner.channel)):
-                    shown = {
-                        conversation: _latest_state_frames(conversation) for conversation in marked
-                    }
+                    shown = {each: _latest_state_frames(each) for each in marked}
                     asyncio.run_coroutine_threadsafe(_publish_states(shown), loop)
             except RuntimeError:
                 return  # the event loop closed meanwhile

@@ -62,7 +62,8 @@ def test_nginx_passes_a_refused_request_on_to_the_next_process_and_never_a_sent_
     upstream = site[site.index("upstream webchat {") : site.index("}")]
     servers = re.findall(r"^\s*server (\S+)(.*);$", upstream, re.MULTILINE)
     assert [address for address, _ in servers] == [
-        f"127.0.0.1:{port}" for port in (8001, 8002)  # the instances the guide starts
+        f"127.0.0.1:{port}"
+        for port in (8001, 8002)  # the instances the guide starts
     ]
     # Never shunned for a refusal: a process back from its restart is used at once.
     assert all(parameters.split() == ["max_fails=0"] for _, parameters in servers)

@@ -42,15 +42,18 @@ class Usage:
 
         Gemini and xAI leave hidden reasoning out of ``completion_tokens`` and count it
         only in ``total_tokens``: that excess is reasoning, and is added to the completion,
-        as is reasoning larger than the completion. A report with a count no provider could mean (below 0, above 10^9) is dropped with a
-        warning (None): the reply's usage is then estimated as if none had come.
+        as is reasoning larger than the completion. A report with a count no provider could
+        mean (below 0, above 10^9) is dropped with a warning (None): the reply's usage is
+        then estimated as if none had come.
         """
         if not isinstance(data, dict):
             return cls()
         try:
             return cls._from_counts(data)
         except _AbsurdCountError as error:
-            logger.warning("The upstream reported a token count of %s; its usage is dropped.", error)
+            logger.warning(
+                "The upstream reported a token count of %s; its usage is dropped.", error
+            )
             return None
 
     @classmethod

@@ -1,5 +1,6 @@
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from asgiref.sync import SyncToAsync, sync_to_async
@@ -10,7 +11,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.test import Client
 
 from conversations import consumers, frames, reply_runners
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, ReplyRunner
 from tests.factories import MessageFactory
 from tests.generation_helpers import (
     Page,
@@ -22,6 +23,8 @@ from tests.generation_helpers import (
     send_message,
 )
 from webchat.asgi import application
+
+OTHER_RUNNER = "runner.x!1"
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,6 +67,7 @@ async def test_it_sends_the_stored_reply_on_connect_then_asks_its_runner_for_the
 ):
     layer = get_channel_layer()
     runner = await layer.new_channel("runner.")
+    await _runner_alive(runner)
     reply = await sync_to_async(MessageFactory)(
         conversation=conversation,
         role="assistant",
@@ -100,9 +104,17 @@ def sync_requests(monkeypatch) -> asyncio.Queue[tuple[int, str]]:
     return requests
 
 
+async def _runner_alive(channel: str) -> None:
+    """Another process's runner, alive for as long as the test runs (with several processes,
+    this one's runner would otherwise sweep its replies as dead)."""
+    alive = datetime.now(UTC) + timedelta(hours=1)
+    await ReplyRunner.objects.aupdate_or_create(channel=channel, defaults={"seen_at": alive})
+
+
 async def _streaming_reply(conversation) -> Message:
+    await _runner_alive(OTHER_RUNNER)
     return await sync_to_async(MessageFactory)(
-        conversation=conversation, role="assistant", status="streaming", runner="runner.x!1"
+        conversation=conversation, role="assistant", status="streaming", runner=OTHER_RUNNER
     )
 
 

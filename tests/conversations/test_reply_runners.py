@@ -276,8 +276,9 @@ async def test_stop_on_a_reply_of_a_live_runner_is_sent_to_that_runner(
 async def test_a_connected_page_learns_when_the_reply_it_follows_dies(
     conversation, owner, monkeypatch
 ):
+    # Alive while the page opens (with several processes this one's runner sweeps)...
     await ReplyRunner.objects.acreate(
-        channel=DEAD_RUNNER, seen_at=datetime.now(UTC) - timedelta(minutes=1)
+        channel=DEAD_RUNNER, seen_at=datetime.now(UTC) + timedelta(minutes=1)
     )
     orphan = await sync_to_async(_reply)(conversation)
     tab = communicator_for(conversation.pk, owner)
@@ -286,6 +287,9 @@ async def test_a_connected_page_learns_when_the_reply_it_follows_dies(
     for frame in await frames_until_render(tab, orphan):
         page.apply(frame)
     assert page.status == "streaming"
+    # ...then dead.
+    lapsed = datetime.now(UTC) - timedelta(minutes=1)
+    await ReplyRunner.objects.filter(channel=DEAD_RUNNER).aupdate(seen_at=lapsed)
 
     # With several processes, this one's runner marks itself alive and sweeps while it has
     # sockets open (the socket connected before, so its database reads are over: the test
@@ -335,6 +339,33 @@ async def test_an_idle_runner_is_marked_alive_again_before_a_new_reply_names_it(
 
     row = await ReplyRunner.objects.aget(channel=runner.channel)
     assert row.seen_at > datetime.now(UTC) - reply_runners.LAPSE
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_servers_idle_runner_sweeps_with_no_page_open(
+    conversation, monkeypatch, shared_layer
+):
+    # A server process with no reply and no page of its own (the others died) still marks
+    # the replies of dead processes: none stays "being written" until a page opens.
+    monkeypatch.setattr(reply_runners, "MARK_INTERVAL", 0.01)
+    await ReplyRunner.objects.acreate(
+        channel=DEAD_RUNNER, seen_at=datetime.now(UTC) - 2 * reply_runners.LAPSE
+    )
+    orphan = await sync_to_async(_reply)(conversation)
+    shown: asyncio.Queue[dict] = asyncio.Queue()
+    publish = reply_runners._publish_states
+
+    async def recorded(states: dict) -> None:
+        await publish(states)
+        shown.put_nowait(states)
+
+    monkeypatch.setattr(reply_runners, "_publish_states", recorded)
+
+    runner = await reply_runners.runner_start()  # as serve does
+    assert not runner.busy
+    assert list(await asyncio.wait_for(shown.get(), 10)) == [conversation.pk]
+
+    await sync_to_async(_assert_interrupted_with_its_text)(orphan)
 
 
 # --- A run whose reply was marked dead meanwhile -----------------------------------------

@@ -38,7 +38,7 @@ from django.core.signals import request_finished, request_started
 from django.db import connections
 
 from accounts import setup
-from conversations import generation
+from conversations import generation, reply_runners
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,8 @@ class Command(BaseCommand):
         request_finished.connect(requests.finished, weak=False)
         reactor.callWhenRunning(_limit_requests, server)
         reactor.callWhenRunning(_drain_on_signals, requests)
+        # With several processes, each sweeps for the replies of dead ones from the start.
+        reactor.callWhenRunning(lambda: asyncio.ensure_future(reply_runners.runner_start()))
         try:
             server.run()
         finally:

@@ -357,7 +357,9 @@ async def test_no_part_of_the_api_key_survives_where_a_long_message_is_cut(where
     if where == "body":
         answer = httpx.Response(401, text=echo)
     else:
-        answer = httpx.Response(200, text=f"data: {echo}\n\n", headers={"content-type": "text/event-stream"})
+        answer = httpx.Response(
+            200, text=f"data: {echo}\n\n", headers={"content-type": "text/event-stream"}
+        )
     async with mock_client(lambda request: answer) as client:
         _events, error = await collect_until_error(client)
 
