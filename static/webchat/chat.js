@@ -125,6 +125,14 @@
     if (notice) notice.hidden = false;
   });
 
+  function unchanged(article, incoming) {
+    const shown = article.dataset;
+    return (
+      !ACTIVE.has(incoming.status) &&
+      ["status", "end", "reasoningEnd", "blocks"].every((name) => shown[name] === incoming[name])
+    );
+  }
+
   // Frames carry offsets. Finished Markdown blocks append only where the page's blocks
   // end; the open block replaces the page's only after those blocks and if not older;
   // thinking text appends only where the page's ends. A render of a still-streaming
@@ -185,6 +193,10 @@
       // perhaps with a note being written: only other tabs take it.
       const asking = target.querySelector(".htmx-request");
       if (asking || target.dataset.state === incoming.state) event.detail.shouldSwap = false;
+    } else if (target.tagName === "ARTICLE" && incoming.status && unchanged(target, incoming)) {
+      // A finished reply the page already shows as it is (the state a socket is sent as it
+      // connects): left in place, with any text the user is selecting.
+      event.detail.shouldSwap = false;
     } else if (target.tagName === "ARTICLE" && incoming.status && !("sync" in incoming)) {
       const stillStreaming = ACTIVE.has(incoming.status);
       const older =

@@ -163,10 +163,13 @@ def test_on_a_phone_the_demo_notice_and_the_header_take_a_line_each(phone):
 def test_on_a_phone_a_table_scrolls_instead_of_breaking_identifiers(phone):
     cell = phone.locator(".markdown td", has_text=IDENTIFIER)
     expect(cell).to_be_visible()
-    # An inline element broken across lines has a box on each: one box is one line.
+    # An inline element broken across lines has a box on each: one box is one line. Read
+    # in one go: the socket's stored state may replace the reply meanwhile.
     phone.wait_for_function(
-        "() => document.querySelector('.markdown td code')?.getClientRects().length === 1"
+        """() => {
+            const wrapper = document.querySelector('.markdown .table-scroll');
+            const code = wrapper?.querySelector('td code');
+            return code?.getClientRects().length === 1 && wrapper.scrollWidth > wrapper.clientWidth;
+        }"""
     )
-    wrapper = phone.locator(".markdown .table-scroll")
-    assert wrapper.evaluate("box => box.scrollWidth > box.clientWidth")
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
