@@ -17,6 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
+# What asyncio logs for a task that failed with nobody to hear it.
+UNRETRIEVED = "exception was never retrieved"
 
 
 def free_port() -> int:
@@ -100,7 +102,13 @@ class LiveServer:
         raise RuntimeError(f"server did not start:\n{self.log.read_text()}")
 
     def stop(self) -> None:
+        """Stop the server; a task of its that failed with nobody to hear it fails the test
+        (as tests/conftest.py does for the tests' own tasks)."""
         process_stop(self.process)
+        log = self.log.read_text(errors="replace") if self.log.exists() else ""
+        if UNRETRIEVED in log:
+            start = log.index(UNRETRIEVED)
+            raise AssertionError(f"The server's log says:\n{log[start : start + 3000]}")
 
 
 def process_stop(process: subprocess.Popen | None) -> None:
