@@ -144,16 +144,21 @@ KEEP_SOCKET = (
 ANNOUNCE = "html => window.chatSocket.dispatchEvent(new MessageEvent('message', {data: html}))"
 
 
-def test_an_exchange_is_added_only_where_the_pages_branch_ends(page, fake_upstream_server):
-    from playwright.sync_api import expect
-
+def _answered_with_socket_at_hand(page, fake_upstream_server) -> str:
+    """A question answered, the page's socket open and kept; the reply's id."""
     fake_upstream_server.reset(reply="The answer.")
     page.context.add_init_script(KEEP_SOCKET)
     _send(page, "A question")
     page.wait_for_url("**/c/*/")
     page.wait_for_selector("article.message-assistant[data-status=complete]")
     page.wait_for_function("() => window.chatSocket?.readyState === WebSocket.OPEN")
-    reply_id = page.locator("article.message-assistant").get_attribute("id").split("-")[1]
+    return page.locator("article.message-assistant").get_attribute("id").split("-")[1]
+
+
+def test_an_exchange_is_added_only_where_the_pages_branch_ends(page, fake_upstream_server):
+    from playwright.sync_api import expect
+
+    reply_id = _answered_with_socket_at_hand(page, fake_upstream_server)
 
     # Sent from another tab after this page's last message: added.
     page.evaluate(ANNOUNCE, EXCHANGE.format(id=900001, parent=reply_id, text="Next question"))
@@ -179,15 +184,9 @@ def test_a_reply_that_ends_before_the_page_shows_it_is_told_to_screen_readers(
 ):
     from playwright.sync_api import expect
 
-    fake_upstream_server.reset(reply="The answer.")
-    page.context.add_init_script(KEEP_SOCKET)
-    _send(page, "A question")
-    page.wait_for_url("**/c/*/")
-    page.wait_for_selector("article.message-assistant[data-status=complete]")
-    page.wait_for_function("() => window.chatSocket?.readyState === WebSocket.OPEN")
+    reply_id = _answered_with_socket_at_hand(page, fake_upstream_server)
     announcer = page.locator("#announcer")
     expect(announcer).to_have_text("Reply finished. The answer.")
-    reply_id = page.locator("article.message-assistant").get_attribute("id").split("-")[1]
 
     # A fast reply (to an Edit, say): its first frame comes before the page shows it...
     pending = REPLY.format(
