@@ -29,6 +29,7 @@ from weakref import WeakKeyDictionary
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections
 from django.db.models import prefetch_related_objects
 from django.utils import timezone, translation
 
@@ -59,6 +60,10 @@ logger = logging.getLogger(__name__)
 
 # Under load, frames come at most this many times less often than WEBCHAT_FRAME_INTERVAL.
 MAX_SLOWDOWN = 5.0
+# While the database cannot be reached, a reply's final save is tried again after this many
+# seconds, doubling up to the second figure, until it gets through: its text waits in memory
+# meanwhile, and an outage never leaves the reply "being written".
+FINAL_SAVE_WAITS = (1.0, 30.0)
 
 _upstream_slots: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     WeakKeyDictionary()
@@ -307,7 +312,7 @@ class ReplyRun(reply_runners.RunningReply):
         except asyncio.CancelledError:
             # The event loop is closing (outside ``serve``, which asks replies to stop).
             self._fail(Failure(failures.INTERRUPTED, failures.SERVER_STOPPED_MESSAGE))
-            await asyncio.shield(self._end())
+            await asyncio.shield(self._end(retry=False))
             raise
         except ReplyTakenOver:
             logger.warning(
@@ -323,9 +328,14 @@ class ReplyRun(reply_runners.RunningReply):
             self._fail(Failure(failures.INTERNAL, failures.INTERNAL_MESSAGE))
         await self._end()
 
-    async def _end(self) -> None:
-        await self._stop_reading()
-        await self._finish()
+    async def _end(self, *, retry: bool = True) -> None:
+        """Stop reading; store the final state and show it. Never raises: nobody awaits a
+        reply's task."""
+        try:
+            await self._stop_reading()
+            await self._finish(retry)
+        except Exception:
+            logger.exception("Reply %s could not be stored or shown at its end", self.reply.pk)
 
     async def _announce(self) -> None:
         """Show a new exchange in every open tab, or this reply (a new version, or one
@@ -617,7 +627,15 @@ class ReplyRun(reply_runners.RunningReply):
         }
         if lengths != self.saved_lengths:
             fields.update(content=self.reply.content, reasoning=self.reply.reasoning)
-        if not await self._store(fields):
+        try:
+            stored = await self._store(fields)
+        except (OperationalError, InterfaceError) as error:
+            # Only a checkpoint: the reply goes on, its text in memory, for the next one (or
+            # the final save) to store.
+            logger.warning("Reply %s: its progress could not be saved (%s).", self.reply.pk, error)
+            await sync_to_async(close_old_connections)()
+            return
+        if not stored:
             raise ReplyTakenOver
         self.saved_lengths = lengths
 
@@ -659,7 +677,7 @@ class ReplyRun(reply_runners.RunningReply):
         else:
             logger.warning("Reply %s failed (%s): %s", self.reply.pk, failure.code, cause)
 
-    async def _finish(self) -> None:
+    async def _finish(self, retry: bool) -> None:
         """Store the final state, then show it in every tab; name a new conversation."""
         self._sync_text()
         self._end_thinking()
@@ -677,7 +695,7 @@ class ReplyRun(reply_runners.RunningReply):
             extra={"status": self.reply.status, "error_code": self.reply.error_code},
         )
         try:
-            stored = await self._store(self._final_fields())
+            stored = await self._store_final(retry)
         except Exception:
             logger.exception("Reply %s: its final state could not be saved", self.reply.pk)
             stored = await self._store_text_after_failed_save()
@@ -699,6 +717,28 @@ class ReplyRun(reply_runners.RunningReply):
         if self.reply.status == Message.Status.COMPLETE:
             titles.title_generation_start(self.reply)  # names a conversation after its first reply
         await frames.reply_finished(self.reply)
+
+    async def _store_final(self, retry: bool) -> bool:
+        """Store the final state, trying again (``retry``) while the database cannot be
+        reached."""
+        fields = self._final_fields()
+        wait = FINAL_SAVE_WAITS[0]
+        while True:
+            try:
+                return await self._store(fields)
+            except (OperationalError, InterfaceError) as error:
+                if not retry:
+                    raise
+                logger.warning(
+                    "Reply %s: the database cannot be reached (%s); its end is saved once it "
+                    "can be.",
+                    self.reply.pk,
+                    error,
+                )
+            # The broken connection goes, so that the next try opens a new one.
+            await sync_to_async(close_old_connections)()
+            await asyncio.sleep(wait)
+            wait = min(2 * wait, FINAL_SAVE_WAITS[1])
 
     async def _store_text_after_failed_save(self) -> bool:
         """Keep the text, with an error that says what happened, when the full save failed."""

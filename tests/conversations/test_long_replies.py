@@ -1,7 +1,10 @@
 """A reply of any length streams to its end in frames of bounded size, and a reply whose
 final save fails still keeps its text."""
 
+import asyncio
+
 import pytest
+from django.db import OperationalError
 
 from conversations import frames, generation
 from conversations.models import Message
@@ -65,3 +68,57 @@ async def test_a_failed_final_save_keeps_the_text_with_an_error_that_says_so(
     assert reply.error == failures.SAVE_FAILED_MESSAGE
     assert reply.prompt_tokens is None
     assert not reply.runner
+
+
+def _unreachable_for(
+    monkeypatch, tries: int, *, saves: str = "completed_at"
+) -> tuple[list[dict], asyncio.Event]:
+    """Saves of ``saves`` (the final one's field by default) find the database unreachable
+    ``tries`` times; the event is set at the last refusal."""
+    store, attempts, refused = generation.ReplyRun._store, [], asyncio.Event()
+
+    async def flaky(run, fields):
+        if saves in fields:
+            attempts.append(fields)
+            if len(attempts) <= tries:
+                if len(attempts) == tries:
+                    refused.set()
+                raise OperationalError("the connection is closed")
+        return await store(run, fields)
+
+    monkeypatch.setattr(generation.ReplyRun, "_store", flaky)
+    monkeypatch.setattr(generation, "FINAL_SAVE_WAITS", (0.01, 0.02))
+    return attempts, refused
+
+
+async def test_a_final_save_during_a_database_outage_is_made_once_the_database_is_back(
+    async_owner_client, conversation, fake_upstream, monkeypatch, caplog
+):
+    fake_upstream.reset(token_count=8)
+    attempts, _refused = _unreachable_for(monkeypatch, tries=3)
+
+    await send_message(async_owner_client, conversation, "Hello")
+    reply = await finished(await latest_reply(conversation))
+
+    assert len(attempts) == 4
+    assert reply.status == Message.Status.COMPLETE
+    assert reply.content == " ".join(f"word{i}" for i in range(8))
+    assert reply.prompt_tokens is not None
+    assert "its end is saved once it can be" in caplog.text
+
+
+async def test_a_reply_goes_on_when_its_progress_cannot_be_saved(
+    async_owner_client, conversation, fake_upstream, monkeypatch, settings, caplog
+):
+    settings.WEBCHAT_SAVE_INTERVAL = 0  # a checkpoint on every round
+    fake_upstream.reset(token_count=30, hold_after=10)  # the stream waits for the release
+    _attempts, refused = _unreachable_for(monkeypatch, tries=1, saves="time_to_first_token_ms")
+
+    await send_message(async_owner_client, conversation, "Hello")
+    await asyncio.wait_for(refused.wait(), 10)  # the first checkpoint, while the stream waits
+    fake_upstream.release()
+    reply = await finished(await latest_reply(conversation))
+
+    assert reply.status == Message.Status.COMPLETE
+    assert reply.content == " ".join(f"word{i}" for i in range(30))
+    assert "its progress could not be saved" in caplog.text
