@@ -121,10 +121,15 @@ async def this_runner() -> Runner:
     return runner
 
 
-async def runner_start() -> Runner:
+async def runner_start() -> Runner | None:
     """At a server process's start: its runner, which from then on sweeps for the replies
-    of dead processes, idle or not."""
-    runner = await this_runner()
+    of dead processes, idle or not. None if it cannot start now (the database unreachable,
+    say): the process's first reply or page starts one then."""
+    try:
+        runner = await this_runner()
+    except Exception:
+        logger.exception("The reply runner could not start with the process")
+        return None
     runner.sweeps_idle = True
     return runner
 
