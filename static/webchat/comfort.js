@@ -192,6 +192,22 @@
     if (meta) meta.content = theme === "system" ? "light dark" : theme;
   }
 
+  // A new chat's page loads once its first message is sent: a reply that finished before
+  // the page loaded is told as it would have been on the page that sent it.
+  const ASKED_FROM_NEW_CHAT = "webchat-reply-asked";
+  document.addEventListener("htmx:beforeOnLoad", (event) => {
+    const redirected = event.detail.xhr.getResponseHeader("HX-Redirect");
+    if (event.detail.elt.id === "composer" && redirected) {
+      sessionStorage.setItem(ASKED_FROM_NEW_CHAT, "1");
+    }
+  });
+  function tellReplyAskedFromNewChat(articles) {
+    if (sessionStorage.getItem(ASKED_FROM_NEW_CHAT) !== "1") return;
+    sessionStorage.removeItem(ASKED_FROM_NEW_CHAT);
+    const reply = articles.filter((article) => article.classList.contains("message-assistant")).pop();
+    if (reply && !ACTIVE.has(reply.dataset.status)) announce(ending(reply, reply.dataset.status));
+  }
+
   // htmx fires this for the body once it is ready and for every element it adds after.
   document.addEventListener("htmx:load", (event) => {
     const root = event.target;
@@ -202,6 +218,7 @@
     addCodeButtons(root);
     articles.forEach(addMessageButton);
     followReplies(articles);
+    if (root === document.body) tellReplyAskedFromNewChat(articles);
   });
 
   // A frame of a reply the page does not show yet (a fast reply to Edit or Regenerate,

@@ -139,6 +139,21 @@ def test_escape_stops_the_reply_being_written(page, fake_upstream_server):
     page.wait_for_selector("article.message-assistant[data-status=stopped]", timeout=10_000)
 
 
+def test_a_new_chats_reply_that_ends_before_its_page_loads_is_told_too(
+    page, fake_upstream_server
+):
+    # Whether the reply ends before the new chat's page loads or after, it is told once.
+    fake_upstream_server.reset(reply="Quick.")
+    _send(page, "Hello")
+    page.wait_for_url("**/c/*/")
+    _wait_for_complete_reply(page)
+    page.wait_for_function(
+        "() => document.getElementById('announcer').textContent === 'Reply finished. Quick.'"
+    )
+    # Told once: a page opened later tells nothing.
+    assert page.evaluate("sessionStorage.getItem('webchat-reply-asked')") is None
+
+
 def test_screen_readers_hear_that_a_reply_starts_and_ends_not_every_word(
     page, fake_upstream_server
 ):
