@@ -139,9 +139,7 @@ def test_escape_stops_the_reply_being_written(page, fake_upstream_server):
     page.wait_for_selector("article.message-assistant[data-status=stopped]", timeout=10_000)
 
 
-def test_a_new_chats_reply_that_ends_before_its_page_loads_is_told_too(
-    page, fake_upstream_server
-):
+def test_a_new_chats_reply_that_ends_before_its_page_loads_is_told_too(page, fake_upstream_server):
     # Whether the reply ends before the new chat's page loads or after, it is told once.
     fake_upstream_server.reset(reply="Quick.")
     _send(page, "Hello")
