@@ -8,13 +8,13 @@ whichever process the request came to.
 With several processes (a shared channel layer), a runner marks itself alive
 (``ReplyRunner.seen_at``) every ``MARK_INTERVAL`` while it has replies to run or pages to
 keep true, and each server process (``serve``) sweeps once per interval, from its start and
-idle or not (no reply of a dead process waits for a page to be opened): an active reply whose runner
-has not been seen for ``LAPSE`` is marked interrupted, with the text saved so far, and
-every tab of its conversation is shown so. A killed process's replies are thus marked within
-``LAPSE + MARK_INTERVAL`` seconds. With the embedded single-process set-up nothing needs
-marking: start-up marks every active reply at once (``replies_orphaned_interrupt``), as no
-other process can be running one. This module is the only place that decides a reply is
-dead.
+idle or not, so that no reply of a dead process waits for a page to be opened: an active
+reply whose runner has not been seen for ``LAPSE`` is marked interrupted, with the text
+saved so far, and every tab of its conversation is shown so. A killed process's replies are
+thus marked within ``LAPSE + MARK_INTERVAL`` seconds. With the embedded single-process
+set-up nothing needs marking: start-up marks every active reply at once
+(``replies_orphaned_interrupt``), as no other process can be running one. This module is
+the only place that decides a reply is dead.
 """
 
 import asyncio
