@@ -9,8 +9,7 @@ at once through ``conversations.upstream.UpstreamClient`` with each transport in
 reports its own CPU time (``time.process_time()``: user and system, all threads) divided
 by the chunks it received, the median over the repetitions and their range.
 
-httpx-aiohttp is not one of Webchat's dependencies: ``pip install httpx-aiohttp`` to
-measure it too.
+The client uses the last one (conversations/upstream/transport.py) unless a proxy is set.
 """
 
 import argparse
@@ -25,12 +24,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from conversations.upstream.chunks import ContentDelta
 from conversations.upstream.client import LIMITS, ChatRequest, UpstreamClient
+from conversations.upstream.transport import AiohttpUpstreamTransport
 
 ROOT = Path(__file__).resolve().parent.parent
 CHUNKS_PER_SECOND = 20
@@ -88,17 +91,16 @@ async def _serve(chunks: int) -> None:
 # The client
 
 
-def _transports() -> dict[str, Callable[[], httpx.AsyncBaseTransport] | None]:
-    """Each transport by name; None when its package is not installed."""
-    try:
-        from httpx_aiohttp import AiohttpTransport
-    except ImportError:
-        AiohttpTransport = None
-
+def _transports() -> dict[str, Callable[[], httpx.AsyncBaseTransport]]:
     return {
-        "httpx (its default transport)": lambda: httpx.AsyncHTTPTransport(limits=LIMITS),
-        "httpx over httpx-aiohttp's AiohttpTransport": (
-            AiohttpTransport and (lambda: AiohttpTransport(limits=LIMITS))
+        "httpx, its default transport (httpcore on anyio)": (
+            lambda: httpx.AsyncHTTPTransport(limits=LIMITS)
+        ),
+        "httpx over httpx-aiohttp's AiohttpTransport, as it comes": (
+            lambda: AiohttpTransport(limits=LIMITS)
+        ),
+        "httpx over Webchat's AiohttpUpstreamTransport (httpx-aiohttp, errors renamed)": (
+            lambda: AiohttpUpstreamTransport(LIMITS)
         ),
     }
 
@@ -141,7 +143,8 @@ def _host() -> str:
     today = datetime.date.today().isoformat()
     return (
         f"{today}, commit {commit or 'unknown'}, {model}, {_cores()} cores, "
-        f"Python {platform.python_version()}, httpx {httpx.__version__}"
+        f"Python {platform.python_version()}, httpx {httpx.__version__}, "
+        f"aiohttp {aiohttp.__version__}, httpx-aiohttp {metadata.version('httpx-aiohttp')}"
     )
 
 
@@ -151,7 +154,7 @@ def _cores() -> int:
 
 async def _measure(args: argparse.Namespace, port: int) -> dict[str, list[float]]:
     """Client CPU microseconds per chunk of each repetition, by transport."""
-    transports = {name: make for name, make in _transports().items() if make is not None}
+    transports = _transports()
     per_chunk: dict[str, list[float]] = {name: [] for name in transports}
     expected = args.streams * args.chunks
     for repetition in range(args.repetitions + 1):
@@ -175,9 +178,6 @@ def _report(args: argparse.Namespace, per_chunk: dict[str, list[float]]) -> None
     for name, values in per_chunk.items():
         median, low, high = statistics.median(values), min(values), max(values)
         print(f"| {name} | {median:.0f} µs | {low:.0f} to {high:.0f} µs |")
-    for name, make in _transports().items():
-        if make is None:
-            print(f"\n{name}: not installed, not measured")
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from conversations.upstream.error_bodies import (
     read_error_payload,
     retry_after_from_headers,
 )
+from conversations.upstream.transport import upstream_transport
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +119,7 @@ class UpstreamClient:
         self._chat_url = base_url.rstrip("/") + "/chat/completions"
         self._api_key = api_key
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        # httpx's own transport (no ``transport``): it reads HTTPS_PROXY, HTTP_PROXY,
-        # ALL_PROXY, NO_PROXY and SSL_CERT_FILE or SSL_CERT_DIR from the environment.
+        # Without ``transport``, aiohttp's or, with a proxy set, httpx's own (transport.py).
         # Redirects are not followed (see _raise_for_status).
         self._http = httpx.AsyncClient(
             headers=headers,
@@ -130,7 +130,7 @@ class UpstreamClient:
                 pool=connect_timeout,
             ),
             limits=LIMITS,
-            transport=transport,
+            transport=transport or upstream_transport(LIMITS),
         )
 
     async def __aenter__(self) -> Self:
@@ -141,6 +141,10 @@ class UpstreamClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    @property
+    def closed(self) -> bool:
+        return self._http.is_closed
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """Stream a reply as events; the last UsageReport holds the final usage.
@@ -306,12 +310,16 @@ async def _drain(sse_events: AsyncIterator[ServerSentEvent]) -> None:
 
 
 _clients: WeakKeyDictionary[asyncio.AbstractEventLoop, UpstreamClient] = WeakKeyDictionary()
+# The tasks that close the clients (get_client), held here: asyncio holds tasks weakly.
+_closers: set[asyncio.Task] = set()
 
 
 def get_client() -> UpstreamClient:
     """The shared client of the running event loop, built from Django settings.
 
-    Call it from async code: an httpx client must not outlive or leave its loop.
+    Call it from async code: an httpx client must not outlive or leave its loop. The client
+    is closed when its loop ends (asyncio.run and asyncio.Runner cancel the tasks left
+    then), or by ``client_close()``.
     """
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
@@ -321,11 +329,33 @@ def get_client() -> UpstreamClient:
         for stale in [known for known in _clients if known.is_closed()]:
             del _clients[stale]
         client = _clients[loop] = _client_from_settings()
+        closer = loop.create_task(_closed_when_cancelled(client), name="upstream-client")
+        _closers.add(closer)
+        closer.add_done_callback(_closers.discard)
     return client
 
 
+async def client_close() -> None:
+    """Close the running loop's client now (a stopping server does)."""
+    loop = asyncio.get_running_loop()
+    _clients.pop(loop, None)
+    closers = [task for task in _closers if task.get_loop() is loop]
+    for closer in closers:
+        closer.cancel()
+    if closers:
+        await asyncio.wait(closers)
+
+
+async def _closed_when_cancelled(client: UpstreamClient) -> None:
+    try:
+        await asyncio.get_running_loop().create_future()
+    finally:
+        await client.aclose()
+
+
 def reset_clients() -> None:
-    """Forget the cached clients, e.g. after a test changed the settings."""
+    """Forget the cached clients, e.g. after a test changed the settings; each is still
+    closed when its loop ends."""
     _clients.clear()
 
 

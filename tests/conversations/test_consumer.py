@@ -230,20 +230,23 @@ async def test_it_checks_the_session_cookie_through_the_real_stack(conversation,
 async def test_a_streamed_reply_reaches_the_socket_as_progress_then_a_final_render(
     async_owner_client, conversation, owner, fake_upstream
 ):
-    fake_upstream.reset(reply="Streaming *works* fine", token_count=3, token_interval=0.01)
+    # Held after its first token, so that the reply is seen while it is being written.
+    fake_upstream.reset(reply="Streaming *works* fine", token_count=3, hold_after=1)
     communicator = _communicator(conversation.pk, owner)
     await communicator.connect()
 
     await send_message(async_owner_client, conversation, "hi")
     reply = await latest_reply(conversation)
-    received = await frames_until_final(communicator, reply)
+    received = []
+    while not received or f'id="{reply.dom_id}-tail"' not in received[-1]:
+        received.append(await communicator.receive_from(timeout=10))
+    fake_upstream.release()
+    received += await frames_until_final(communicator, reply)
     reply = await finished(reply)
     await communicator.disconnect()
 
     assert 'data-status="complete"' in received[-1]
     assert "<em>works</em>" in received[-1]
-    progress = [frame for frame in received if f'id="{reply.dom_id}-tail"' in frame]
-    assert progress
     page = Page(reply.dom_id)
     for frame in received:
         page.apply(frame)

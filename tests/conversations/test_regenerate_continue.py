@@ -197,12 +197,19 @@ async def test_retry_answers_again_in_a_new_reply(async_owner_client, conversati
     assert fake_upstream.requests[0].body["messages"] == [{"role": "user", "content": "Hello"}]
 
 
+def _progress_ends(frames: list[str], reply) -> list[int]:
+    """The text offsets at which the frames' progress parts (open text or code) end."""
+    progress = rf'id="{reply.dom_id}-(?:tail|code)" [^>]*data-end="(\d+)"'
+    return [int(end) for frame in frames for end in re.findall(progress, frame)]
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_continue_appends_to_the_reply_with_offsets_after_its_text(
     async_owner_client, conversation, owner, fake_upstream
 ):
     partial = await sync_to_async(_exchange)(conversation, prompt_tokens=10, completion_tokens=5)
-    fake_upstream.reset(reply=" and the second half.")
+    # Held after two tokens, so that a frame shows the reply while it is being written.
+    fake_upstream.reset(reply=" and the second half.", hold_after=2)
     communicator = communicator_for(conversation.pk, owner)
     await communicator.connect()
     page = Page(partial.dom_id)
@@ -210,7 +217,11 @@ async def test_continue_appends_to_the_reply_with_offsets_after_its_text(
         page.apply(frame)
 
     response = await async_owner_client.post(_url("continue", partial), headers=HTMX)
-    frames = await frames_until_final(communicator, partial)
+    frames = []
+    while not _progress_ends(frames, partial):
+        frames.append(await communicator.receive_from(timeout=10))
+    fake_upstream.release()
+    frames += await frames_until_final(communicator, partial)
     await communicator.disconnect()
 
     assert response.status_code == 200
@@ -219,13 +230,7 @@ async def test_continue_appends_to_the_reply_with_offsets_after_its_text(
     assert partial.status == "complete"
     assert partial.content == PARTIAL + " and the second half."
     assert partial.completion_tokens == 5 + len(fake_upstream.config.reply_tokens())
-    progress_ends = [
-        int(end)
-        for frame in frames
-        for end in re.findall(rf'id="{partial.dom_id}-(?:tail|code)" [^>]*data-end="(\d+)"', frame)
-    ]
-    assert progress_ends
-    assert min(progress_ends) > len(PARTIAL)
+    assert min(_progress_ends(frames, partial)) > len(PARTIAL)
     for frame in frames:
         page.apply(frame)
         assert page.text.strip().startswith(PARTIAL)

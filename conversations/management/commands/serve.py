@@ -39,6 +39,7 @@ from django.db import connections
 
 from accounts import setup
 from conversations import generation, reply_runners
+from conversations.upstream.client import client_close
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +185,7 @@ async def drain(requests: RequestsInFlight, grace: float) -> None:
                 await requests.answered()
                 await generation.replies_finish()
     await generation.replies_drain(max(deadline - loop.time(), 0.0))
+    await client_close()
 
 
 def _drain_on_signals(requests: RequestsInFlight) -> None:

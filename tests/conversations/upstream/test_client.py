@@ -489,20 +489,29 @@ async def test_complete_chat_raises_on_a_malformed_reply(fake_upstream, upstream
 
 async def test_get_client_talks_to_the_configured_upstream(fake_upstream):
     client = upstream.get_client()
-    try:
-        assert upstream.get_client() is client
-        await collect(client)
-    finally:
-        await client.aclose()
+    assert upstream.get_client() is client
+    await collect(client)
+    await upstream.client_close()
 
+    assert client.closed
+    assert upstream.get_client() is not client
     assert fake_upstream.requests[0].headers["authorization"] == f"Bearer {TEST_API_KEY}"
 
 
-def test_get_client_keeps_one_client_per_event_loop(fake_upstream):
+def test_get_client_keeps_one_client_per_event_loop_and_closes_it_when_the_loop_ends(
+    fake_upstream,
+):
     async def client_of_this_loop() -> UpstreamClient:
-        return upstream.get_client()
+        client = upstream.get_client()
+        assert upstream.get_client() is client
+        await collect(client)
+        assert not client.closed
+        return client
 
-    assert asyncio.run(client_of_this_loop()) is not asyncio.run(client_of_this_loop())
+    first, second = asyncio.run(client_of_this_loop()), asyncio.run(client_of_this_loop())
+    assert first is not second
+    assert first.closed
+    assert second.closed
 
 
 async def test_get_client_uses_the_demo_model_in_demo_mode(settings):

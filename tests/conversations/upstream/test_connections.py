@@ -4,9 +4,11 @@ of SSL_CERT_FILE, with large requests and kept-alive connections, and never to w
 redirect points."""
 
 import contextlib
+import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,8 @@ import pytest
 import trustme
 
 from conversations.upstream.chunks import ContentDelta
-from conversations.upstream.client import ChatRequest, UpstreamClient, UpstreamError
+from conversations.upstream.client import LIMITS, ChatRequest, UpstreamClient, UpstreamError
+from conversations.upstream.transport import AiohttpUpstreamTransport, upstream_transport
 from tests.live_server import free_port
 from tests.tcp_proxy import TcpProxy
 from tests.upstream_fixtures import TEST_API_KEY
@@ -119,6 +122,82 @@ def trusted_authority(authority, monkeypatch) -> Iterator[None]:
     with authority.cert_pem.tempfile() as authority_file:
         monkeypatch.setenv("SSL_CERT_FILE", authority_file)
         yield
+
+
+# Transports
+
+
+def test_straight_connections_go_through_aiohttp(monkeypatch):
+    assert isinstance(upstream_transport(LIMITS), AiohttpUpstreamTransport)
+    # NO_PROXY alone names no proxy.
+    monkeypatch.setenv("NO_PROXY", "example.com")
+    assert isinstance(upstream_transport(LIMITS), AiohttpUpstreamTransport)
+
+
+@pytest.mark.parametrize("variable", [*PROXY_VARIABLES[:3], "https_proxy", "all_proxy"])
+def test_with_a_proxy_set_httpx_reads_it_with_its_own_transport(monkeypatch, variable):
+    monkeypatch.setenv(variable, "http://proxy.example:3128")
+    assert upstream_transport(LIMITS) is None
+
+
+async def test_a_refused_connection_is_a_connect_error_not_a_timeout():
+    async with _client(f"http://127.0.0.1:{free_port()}/v1") as client:
+        with pytest.raises(UpstreamError) as failed:
+            await _streamed_text(client)
+
+    assert failed.value.kind == "connection"
+    assert type(failed.value.__cause__) is httpx.ConnectError
+
+
+async def test_an_untrusted_certificate_is_a_connect_error(tls_upstream):
+    async with _client(tls_upstream) as client:
+        with pytest.raises(UpstreamError) as refused:
+            await _streamed_text(client)
+
+    assert type(refused.value.__cause__) is httpx.ConnectError
+    assert "certificate" in refused.value.message.lower()
+
+
+async def test_a_connection_cut_before_any_answer_is_tried_once_more_on_a_new_one(fake_upstream):
+    with TcpProxy(urlsplit(fake_upstream.base_url).port, cut_requests=1) as proxy:
+        async with _client(f"http://127.0.0.1:{proxy.port}/v1") as client:
+            text = await _streamed_text(client)
+
+    assert text == fake_upstream.config.reply_text()
+    assert len(fake_upstream.requests) == 1
+
+
+async def test_connections_cut_twice_before_any_answer_are_a_connection_error(fake_upstream):
+    with TcpProxy(urlsplit(fake_upstream.base_url).port, cut_requests=2) as proxy:
+        async with _client(f"http://127.0.0.1:{proxy.port}/v1") as client:
+            with pytest.raises(UpstreamError) as failed:
+                await _streamed_text(client)
+
+    assert failed.value.kind == "connection"
+    assert isinstance(failed.value.__cause__, httpx.RemoteProtocolError | httpx.ReadError)
+    assert fake_upstream.requests == []
+
+
+async def test_an_answer_that_is_not_http_is_a_protocol_error():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+
+        def answer_garbage() -> None:
+            for _ in range(2):  # the request and its one retry
+                connection, _address = server.accept()
+                with connection:
+                    connection.recv(65536)
+                    connection.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+        answering = threading.Thread(target=answer_garbage, daemon=True)
+        answering.start()
+        async with _client(f"http://127.0.0.1:{port}/v1") as client:
+            with pytest.raises(UpstreamError) as failed:
+                await _streamed_text(client)
+        answering.join(timeout=5)
+
+    assert failed.value.kind == "connection"
+    assert type(failed.value.__cause__) is httpx.RemoteProtocolError
 
 
 # Proxies
