@@ -32,7 +32,7 @@ TOKEN_INTERVAL = 0.05
 
 @pytest.fixture
 def shared_database() -> Iterator[str]:
-    with postgres_database("webchat_multiprocess") as url:
+    with postgres_database("webchat_multiprocess", migrated=True) as url:
         yield url
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import certifi
 import httpx
 import pytest
 import trustme
@@ -265,6 +266,48 @@ async def test_an_upstream_behind_tls_is_trusted_through_ssl_cert_file(
         completion = await client.complete_chat(REQUEST)
 
     assert text == completion.content == fake_upstream.config.reply_text()
+
+
+@pytest.fixture
+def authority_folder(authority, tmp_path) -> Path:
+    """A folder holding ``authority`` under OpenSSL's hashed name, as SSL_CERT_DIR wants."""
+    folder = tmp_path / "authorities"
+    folder.mkdir()
+    pem = folder / "authority.pem"
+    authority.cert_pem.write_to_path(str(pem))
+    hashed = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(pem)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    pem.rename(folder / f"{hashed}.0")
+    return folder
+
+
+async def test_an_upstream_behind_tls_is_trusted_through_ssl_cert_dir(
+    tls_upstream, authority_folder, fake_upstream, monkeypatch
+):
+    monkeypatch.setenv("SSL_CERT_DIR", str(authority_folder))
+
+    async with _client(tls_upstream) as client:
+        text = await _streamed_text(client)
+
+    assert text == fake_upstream.config.reply_text()
+
+
+async def test_ssl_cert_file_wins_over_ssl_cert_dir(
+    tls_upstream, authority_folder, fake_upstream, monkeypatch
+):
+    monkeypatch.setenv("SSL_CERT_DIR", str(authority_folder))
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())  # public authorities only
+
+    async with _client(tls_upstream) as client:
+        with pytest.raises(UpstreamError) as refused:
+            await _streamed_text(client)
+
+    assert "certificate" in refused.value.message.lower()
+    assert fake_upstream.requests == []
 
 
 async def test_an_upstream_whose_certificate_is_not_trusted_is_refused(tls_upstream, fake_upstream):
