@@ -134,7 +134,7 @@ def _migrated_sqlite_database() -> Path:
 
 
 def _migrate(database_url: str) -> None:
-    subprocess.run(
+    migrated = subprocess.run(
         [sys.executable, "manage.py", "migrate", "--no-input", "--verbosity", "0"],
         cwd=ROOT,
         env={
@@ -143,9 +143,11 @@ def _migrate(database_url: str) -> None:
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "SECRET_KEY": "live-server-test-secret-key",
         },
-        check=True,
         capture_output=True,
+        text=True,
     )
+    if migrated.returncode:
+        raise RuntimeError(f"migrate failed:\n{migrated.stderr}")
 
 
 def process_stop(process: subprocess.Popen | None) -> None:
