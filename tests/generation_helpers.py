@@ -104,6 +104,16 @@ async def frames_until_render(communicator: WebsocketCommunicator, reply: Messag
     return frames
 
 
+async def frames_until_progress(communicator: WebsocketCommunicator, reply: Message) -> list[str]:
+    """Frames up to the first that shows the reply being written (its open text or code);
+    hold the fake upstream mid-reply (``hold_after``) so that such a frame comes."""
+    progress = re.compile(rf'id="{reply.dom_id}-(?:tail|code)"')
+    frames = [await communicator.receive_from(timeout=10)]
+    while not progress.search(frames[-1]):
+        frames.append(await communicator.receive_from(timeout=10))
+    return frames
+
+
 async def frames_until_final(communicator: WebsocketCommunicator, reply: Message) -> list[str]:
     frames = []
     while not frames or not is_final_render(frames[-1], reply):

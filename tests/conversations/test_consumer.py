@@ -18,6 +18,7 @@ from tests.generation_helpers import (
     communicator_for,
     finished,
     frames_until_final,
+    frames_until_progress,
     frames_until_render,
     latest_reply,
     send_message,
@@ -237,9 +238,7 @@ async def test_a_streamed_reply_reaches_the_socket_as_progress_then_a_final_rend
 
     await send_message(async_owner_client, conversation, "hi")
     reply = await latest_reply(conversation)
-    received = []
-    while not received or f'id="{reply.dom_id}-tail"' not in received[-1]:
-        received.append(await communicator.receive_from(timeout=10))
+    received = await frames_until_progress(communicator, reply)
     fake_upstream.release()
     received += await frames_until_final(communicator, reply)
     reply = await finished(reply)

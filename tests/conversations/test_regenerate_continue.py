@@ -16,6 +16,7 @@ from tests.generation_helpers import (
     communicator_for,
     finished,
     frames_until_final,
+    frames_until_progress,
     frames_until_render,
 )
 
@@ -217,9 +218,7 @@ async def test_continue_appends_to_the_reply_with_offsets_after_its_text(
         page.apply(frame)
 
     response = await async_owner_client.post(_url("continue", partial), headers=HTMX)
-    frames = []
-    while not _progress_ends(frames, partial):
-        frames.append(await communicator.receive_from(timeout=10))
+    frames = await frames_until_progress(communicator, partial)
     fake_upstream.release()
     frames += await frames_until_final(communicator, partial)
     await communicator.disconnect()
