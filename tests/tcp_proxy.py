@@ -25,7 +25,8 @@ class TcpProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._lock = threading.Lock()
-        self._open: set[socket.socket] = set()
+        # Each open connection's two sockets, and the two threads pumping between them.
+        self._open: dict[tuple[socket.socket, socket.socket], list[threading.Thread]] = {}
         self._thread = threading.Thread(target=self._accept, name="tcp-proxy", daemon=True)
 
     def __enter__(self) -> Self:
@@ -52,16 +53,23 @@ class TcpProxy:
         self._thread.start()
 
     def drop(self) -> int:
-        """Reset every open connection (an RST, no goodbye); return how many were open."""
+        """Reset every open connection (an RST, no goodbye); return how many were open.
+
+        On return each connection is closed: the client's next write or read fails.
+        """
         with self._lock:
-            connections, self._open = self._open, set()
-        for connection in connections:
+            connections, self._open = self._open, {}
+        for (client, server), pumps in connections.items():
             with contextlib.suppress(OSError):
-                # A zero linger time makes closing send a reset. Closing alone would wait
-                # for the pump blocked reading it; shutting down wakes it, and it closes.
-                _reset_on_close(connection)
-                connection.shutdown(socket.SHUT_RD)
-        return len(connections) // 2
+                # A zero linger time makes closing send a reset. Closing here would not
+                # close a socket another thread is reading; shutting down wakes the pumps,
+                # and they close it.
+                _reset_on_close(client)
+                client.shutdown(socket.SHUT_RDWR)
+                server.shutdown(socket.SHUT_RDWR)
+            for pump in pumps:
+                pump.join()
+        return len(connections)
 
     def _accept(self) -> None:
         while True:
@@ -84,17 +92,22 @@ class TcpProxy:
             except OSError:
                 client.close()  # the server is down: so is the connection
                 continue
-            with self._lock:
-                self._open |= {client, server}
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            pumps = [
+                threading.Thread(target=self._pump, args=pair, daemon=True)
+                for pair in ((client, server), (server, client))
+            ]
+            with self._lock:  # started under the lock, so that drop() can join them
+                self._open[client, server] = pumps
+                for pump in pumps:
+                    pump.start()
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
                 sink.sendall(data)
         with self._lock:
-            self._open -= {source, sink}
+            self._open.pop((source, sink), None)
+            self._open.pop((sink, source), None)
         for connection in (source, sink):
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)  # wakes the pump reading the other way
