@@ -8,7 +8,7 @@ on its clock, and never writes per token; the response reads ``pieces`` until ``
 
 import asyncio
 
-from conversations import generation, reply_runners
+from conversations import frames, generation, reply_runners
 from conversations.models import Message, UnstoredReply
 from conversations.upstream.client import ChatRequest
 
@@ -55,8 +55,11 @@ class ApiReplyRun(generation.ReplyRun):
         return self.request
 
     async def _announce(self) -> None:
-        """Nobody watches an API conversation come in; a page opened on it meanwhile asks
-        for the state, which the loop answers as for any reply."""
+        """A stored API conversation comes in at the top of its owner's open sidebars; a
+        page opened on it meanwhile asks for the state, which the loop answers as for any
+        reply."""
+        if self.unstored is None:
+            await frames.conversation_to_top(self.reply.conversation_id)
 
     async def _publish_progress(self) -> None:
         self._hand_over()

@@ -387,19 +387,24 @@ async def _stored_states_publish(conversation_ids: list[int]) -> None:
 
 
 def _conversation_for_sidebar(conversation_id: int) -> Conversation:
-    return Conversation.objects.only("pk", "owner", "title", "pinned").get(pk=conversation_id)
+    fields = ("pk", "owner", "title", "pinned", "source")  # what the sidebar entry shows
+    return Conversation.objects.only(*fields).get(pk=conversation_id)
+
+
+async def conversation_to_top(conversation_id: int) -> None:
+    """The conversation goes to the top of the sidebar in every tab of its owner."""
+    conversation = await sync_to_async(_conversation_for_sidebar)(conversation_id)
+    await publish_to_owner(conversation.owner_id, sidebar_entry_frame(conversation))
 
 
 async def exchange_started(exchange: list[Message]) -> None:
     """Once a new exchange is shown (a message sent, Regenerate, Continue, Edit; its
     question, if new, and its reply, last): the reply before it loses its actions in the
-    conversation's tabs, and the conversation goes to the top of the sidebar in every tab
-    of its owner."""
+    conversation's tabs, and the conversation goes to the top of the sidebar."""
     conversation_id = exchange[-1].conversation_id
     if earlier := earlier_actions_frame(exchange):
         await publish(conversation_id, earlier)
-    conversation = await sync_to_async(_conversation_for_sidebar)(conversation_id)
-    await publish_to_owner(conversation.owner_id, sidebar_entry_frame(conversation))
+    await conversation_to_top(conversation_id)
 
 
 async def reply_finished(reply: Message) -> None:

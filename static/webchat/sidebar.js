@@ -40,13 +40,16 @@
 
   // A conversation where an exchange started comes first in its section: Pinned, or
   // Today. A page listing it moves its own entry, which knows whether it is the page's;
-  // another page adds the entry the frame brings.
+  // another page adds the entry the frame brings, unless it hides API conversations and
+  // the entry is one.
   document.addEventListener("htmx:oobBeforeSwap", (event) => {
     const list = event.detail.target;
     if (list.id !== "conversation-list") return;
     event.detail.shouldSwap = false;
+    const hidesApi = list.hasAttribute("data-hides-api");
     for (const fresh of event.detail.fragment.querySelectorAll("li[id]")) {
       const entry = document.getElementById(fresh.id) || fresh;
+      if (entry === fresh && hidesApi && fresh.dataset.source === "api") continue;
       const section = fresh.classList.contains("is-pinned") ? "pinned" : "today";
       const items = list.querySelector(`[data-group="${section}"] > ol`);
       list.querySelector(":scope > .conversation-list-empty")?.remove();

@@ -120,6 +120,8 @@ def test_the_sidebar_marks_api_conversations_and_can_hide_them(owner, owner_clie
     assert "From a script" not in html
     assert "From the browser" in html
     assert "Show API conversations" in html
+    # So that one coming in while the page is open stays hidden too (sidebar.js).
+    assert '<div class="conversation-list" id="conversation-list" data-hides-api>' in html
 
     owner_client.post("/api-conversations/", {"next": "/"})
     assert "From a script" in owner_client.get("/").content.decode()

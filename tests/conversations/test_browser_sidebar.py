@@ -2,6 +2,7 @@
 
 import shutil
 
+import httpx
 import pytest
 
 from tests.browser_fixtures import CHROMIUM, PHONE, SCREENS, running_webchat, signed_in_page
@@ -93,6 +94,51 @@ def test_a_conversation_is_renamed_and_deleted_from_its_menu_by_keyboard(
     delete.click()
     page.wait_for_url(lambda url: "/c/" not in url)
     assert page.locator("text=Trip packing").count() == 0
+
+
+def _asked_through_the_api(server, key: str, text: str) -> None:
+    response = httpx.post(
+        f"{server.url}/api/v1/chat/completions",
+        json={"model": "fake-model", "messages": [{"role": "user", "content": text}]},
+        headers={"authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert response.status_code == 200
+
+
+def test_an_api_conversation_comes_into_the_open_sidebar_unless_they_are_hidden(
+    page, webchat_server, fake_upstream_server
+):
+    key = webchat_server.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model\n"
+        "from api.models import ApiKey\n"
+        "owner = get_user_model().objects.get(username='alice')\n"
+        "print(ApiKey.issue(owner=owner, name='Nightly script')[1])\n",
+    ).splitlines()[-1]
+    fake_upstream_server.reset(reply="Noted.", completion="Browser chat")
+    _start_conversation(page, "A chat in the browser")  # its page listens for the sidebar
+    today = page.locator("#conversation-list [data-group=today] > ol > li")
+
+    _asked_through_the_api(webchat_server, key, "The nightly report")
+    page.wait_for_selector(
+        "#conversation-list [data-group=today] > ol > li:first-child[data-source=api] .badge-api"
+    )
+
+    page.reload()
+    page.get_by_role("button", name="Hide API conversations").click()
+    page.get_by_role("button", name="Show API conversations").wait_for()
+    assert page.locator("#conversation-list li[data-source=api]").count() == 0
+    browser_chat = today.first.get_attribute("id")
+    _asked_through_the_api(webchat_server, key, "Another nightly report")
+    # A message in the browser afterwards: once its reply shows complete, the API's frame,
+    # sent before it on the same socket, has been handled too.
+    page.fill("#composer-text", "And one more thing")
+    page.press("#composer-text", "Enter")
+    page.wait_for_selector("article.message-assistant[data-status=complete] >> nth=1")
+    assert today.first.get_attribute("id") == browser_chat
+    assert page.locator("#conversation-list li[data-source=api]").count() == 0
 
 
 def test_on_a_phone_the_sidebar_folds_behind_a_menu_button(page):
