@@ -180,7 +180,13 @@ class Webchat:
         if self.setup.postgres:
             _psql(self.setup.postgres, f'CREATE DATABASE "{self.database}"')
         self.manage("migrate", "--noinput")
-        self.manage("collectstatic", "--noinput", "--verbosity=0")
+        # As `serve --prepare` collects: its next start finds them current, as a restart does.
+        self.manage(
+            "shell",
+            "-c",
+            "from webchat.static_collection import static_files_collect_if_changed\n"
+            "static_files_collect_if_changed()",
+        )
         seeded = _run(
             [
                 sys.executable,

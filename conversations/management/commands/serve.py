@@ -2,7 +2,8 @@
 
 Every Python process that loads Django takes about a second to start on a small server;
 running migrate, collectstatic and interrupt_dead_replies as commands of their own would
-pay that three more times before the first page. While no administrator exists, it prints the
+pay that three more times before the first page. Static files are collected again only
+when they changed (webchat/static_collection.py). While no administrator exists, it prints the
 first-run setup's token (accounts/setup.py).
 
 Each connection passes through ``webchat.request_limits`` before daphne reads it: requests
@@ -40,6 +41,7 @@ from django.db import connections
 from accounts import setup
 from conversations import generation, reply_runners
 from conversations.upstream.client import client_close
+from webchat.static_collection import static_files_collect_if_changed
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, port: int, prepare: bool, verbosity: int, **options):
         if prepare:
             call_command("migrate", interactive=False, verbosity=verbosity)
-            call_command("collectstatic", interactive=False, verbosity=0)
+            static_files_collect_if_changed()
         call_command("interrupt_dead_replies", verbosity=verbosity)
         if setup.setup_is_open():
             self.stdout.write(setup.setup_token_notice())
