@@ -82,6 +82,11 @@ class LiveServer:
             # Migrating a fresh database takes seconds of CPU, copying a migrated one
             # milliseconds; ``--prepare`` still migrates, finding nothing left to apply.
             shutil.copyfile(_migrated_sqlite_database(), self._own_database)
+        static_root = Path(self.env["STATIC_ROOT"])
+        if prepare and not static_root.exists():
+            # Likewise for static files: compressing them takes seconds. With settings that
+            # collect otherwise, ``--prepare`` sees it and collects them again.
+            shutil.copytree(_collected_static_files(), static_root)
         command = [sys.executable, "manage.py", "serve", "--port", str(self.port)]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
@@ -131,6 +136,36 @@ def _migrated_sqlite_database() -> Path:
     # The migrating process's last connection folded the write-ahead log into the file.
     assert not database.with_name(f"{database.name}-wal").exists()
     return database
+
+
+@functools.cache
+def _collected_static_files() -> Path:
+    """Static files collected once per test process, as ``serve --prepare`` collects them."""
+    folder = Path(tempfile.mkdtemp(prefix="webchat-static-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    static_root = folder / "static"
+    collected = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup()\n"
+            "from webchat.static_collection import static_files_collect_if_changed\n"
+            "static_files_collect_if_changed()",
+        ],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DEBUG": "false",
+            "SECRET_KEY": "live-server-test-secret-key",
+            "STATIC_ROOT": str(static_root),
+        },
+        capture_output=True,
+        text=True,
+    )
+    if collected.returncode:
+        raise RuntimeError(f"Collecting static files failed:\n{collected.stderr}")
+    return static_root
 
 
 def _migrate(database_url: str) -> None:
