@@ -144,45 +144,37 @@ def _collected_static_files() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="webchat-static-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     static_root = folder / "static"
-    collected = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import django; django.setup()\n"
-            "from webchat.static_collection import static_files_collect_if_changed\n"
-            "static_files_collect_if_changed()",
-        ],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DEBUG": "false",
-            "SECRET_KEY": "live-server-test-secret-key",
-            "STATIC_ROOT": str(static_root),
-        },
-        capture_output=True,
-        text=True,
+    _prepare(
+        "shell",
+        "-c",
+        "from webchat.static_collection import static_files_collect_if_changed\n"
+        "static_files_collect_if_changed()",
+        DEBUG="false",
+        STATIC_ROOT=str(static_root),
     )
-    if collected.returncode:
-        raise RuntimeError(f"Collecting static files failed:\n{collected.stderr}")
     return static_root
 
 
 def _migrate(database_url: str) -> None:
-    migrated = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "--verbosity", "0"],
+    _prepare("migrate", "--no-input", "--verbosity", "0", DATABASE_URL=database_url)
+
+
+def _prepare(*args: str, **env: str) -> None:
+    """Run ``manage.py`` with the live servers' settings and ``env``; its error if it fails."""
+    prepared = subprocess.run(
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env={
             **os.environ,
-            "DATABASE_URL": database_url,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "SECRET_KEY": "live-server-test-secret-key",
+            **env,
         },
         capture_output=True,
         text=True,
     )
-    if migrated.returncode:
-        raise RuntimeError(f"migrate failed:\n{migrated.stderr}")
+    if prepared.returncode:
+        raise RuntimeError(f"manage.py {args[0]} failed:\n{prepared.stderr}")
 
 
 def process_stop(process: subprocess.Popen | None) -> None:
